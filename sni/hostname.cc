@@ -1,0 +1,99 @@
+#include "sni/hostname.h"
+
+#include <arpa/inet.h>
+
+namespace tollgate::sni {
+namespace {
+
+constexpr size_t kMaxNameLen = 253;
+constexpr size_t kMaxLabelLen = 63;
+
+bool isLdh(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+std::optional<std::string> canonicalIp(std::string_view s) {
+  if (s.empty() || s.size() > 64) {
+    return std::nullopt;
+  }
+  std::string str(s);
+  unsigned char buf[16];
+  char out[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET, str.c_str(), buf) == 1) {
+    inet_ntop(AF_INET, buf, out, sizeof(out));
+    return std::string(out);
+  }
+  if (inet_pton(AF_INET6, str.c_str(), buf) == 1) {
+    inet_ntop(AF_INET6, buf, out, sizeof(out));
+    return std::string(out);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<HostName> normalizeHostName(std::string_view raw) {
+  if (raw.size() >= 2 && raw.front() == '[' && raw.back() == ']') {
+    auto ip = canonicalIp(raw.substr(1, raw.size() - 2));
+    if (!ip || ip->find(':') == std::string::npos) {
+      return std::nullopt;  // brackets are for IPv6 only
+    }
+    return HostName{*ip, true};
+  }
+  if (raw.find(':') != std::string_view::npos) {
+    auto ip = canonicalIp(raw);
+    if (!ip) {
+      return std::nullopt;
+    }
+    return HostName{*ip, true};
+  }
+  if (!raw.empty() && raw.back() == '.') {
+    raw.remove_suffix(1);
+  }
+  if (raw.empty() || raw.size() > kMaxNameLen) {
+    return std::nullopt;
+  }
+  std::string out;
+  out.reserve(raw.size());
+  size_t label_len = 0;
+  size_t label_start = 0;
+  bool label_all_digits = true;
+  for (size_t i = 0; i <= raw.size(); ++i) {
+    if (i == raw.size() || raw[i] == '.') {
+      if (label_len == 0 || label_len > kMaxLabelLen) {
+        return std::nullopt;
+      }
+      if (raw[label_start] == '-' || raw[i - 1] == '-') {
+        return std::nullopt;  // RFC 952/1123: no leading or trailing hyphen
+      }
+      if (i < raw.size()) {
+        out.push_back('.');
+        label_len = 0;
+        label_start = i + 1;
+        label_all_digits = true;
+      }
+      continue;
+    }
+    char c = raw[i];
+    if (!isLdh(c)) {
+      return std::nullopt;
+    }
+    if (c < '0' || c > '9') {
+      label_all_digits = false;
+    }
+    out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    ++label_len;
+  }
+  if (label_all_digits) {
+    // A numeric top label is never a host name: either an IPv4 literal or junk
+    // (e.g. "1.2.3" or "010.1.1.1", which resolvers may read differently).
+    auto ip = canonicalIp(raw);
+    if (!ip || *ip != out) {
+      return std::nullopt;
+    }
+    return HostName{*ip, true};
+  }
+  return HostName{std::move(out), false};
+}
+
+}  // namespace tollgate::sni

@@ -12,9 +12,20 @@ bool isLdh(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
 }
 
+bool isHexDigit(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 std::optional<std::string> canonicalIp(std::string_view s) {
   if (s.empty() || s.size() > 64) {
     return std::nullopt;
+  }
+  // inet_pton reads a C string: a NUL (or anything after one) must not get
+  // that far, or "::1\0junk" would pass as "::1".
+  for (char c : s) {
+    if (!isHexDigit(c) && c != ':' && c != '.') {
+      return std::nullopt;
+    }
   }
   std::string str(s);
   unsigned char buf[16];
@@ -58,6 +69,7 @@ std::optional<HostName> normalizeHostName(std::string_view raw) {
   size_t label_len = 0;
   size_t label_start = 0;
   bool label_all_digits = true;
+  bool label_c_hex = false;  // "0x" or "0X" then hex digits only
   for (size_t i = 0; i <= raw.size(); ++i) {
     if (i == raw.size() || raw[i] == '.') {
       if (label_len == 0 || label_len > kMaxLabelLen) {
@@ -71,6 +83,7 @@ std::optional<HostName> normalizeHostName(std::string_view raw) {
         label_len = 0;
         label_start = i + 1;
         label_all_digits = true;
+        label_c_hex = false;
       }
       continue;
     }
@@ -81,8 +94,18 @@ std::optional<HostName> normalizeHostName(std::string_view raw) {
     if (c < '0' || c > '9') {
       label_all_digits = false;
     }
+    if (label_len == 1) {
+      label_c_hex = raw[label_start] == '0' && (c == 'x' || c == 'X');
+    } else if (label_len > 1 && !isHexDigit(c)) {
+      label_c_hex = false;
+    }
     out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
     ++label_len;
+  }
+  if (label_c_hex) {
+    // inet_aton() (and so getaddrinfo) reads "0x7f000001" or "1.0x2" as an
+    // IPv4 address: a name whose top label is a C hex number is no name.
+    return std::nullopt;
   }
   if (label_all_digits) {
     // A numeric top label is never a host name: either an IPv4 literal or junk

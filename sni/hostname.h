@@ -11,14 +11,17 @@ namespace tollgate::sni {
 struct HostName {
   std::string name;  // lower case, no trailing dot; IPv6 literals without brackets
   bool is_ip = false;
+
+  bool operator==(const HostName&) const = default;
 };
 
 // Validates and normalises an ASCII host name: LDH labels (IDNA A-labels are
 // LDH), 1-63 bytes per label, 1-253 bytes total, one trailing dot dropped,
 // lower-cased. IPv4 dotted-quad and IPv6 literals (bracketed or not) are
 // returned with is_ip set, in canonical text form. Anything else (NUL, spaces,
-// non-ASCII, empty labels, a numeric last label that is not an IPv4 address)
-// yields nullopt.
+// underscores, non-ASCII, empty labels, a label starting or ending with '-',
+// a numeric last label that is not a canonical dotted-quad IPv4 address, a
+// last label that is a C hex number like "0x7f") yields nullopt.
 std::optional<HostName> normalizeHostName(std::string_view raw);
 
 }  // namespace tollgate::sni

@@ -1,0 +1,412 @@
+#include "nat/ruleset.h"
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+namespace tollgate::nat {
+namespace {
+
+// ICMPv6 neighbour discovery (RFC 4861 section 4) a sandbox may send to the
+// host: router solicitation, neighbour solicitation and advertisement. Router
+// advertisements (134) and redirects (137) are *not* in the set: a sandbox
+// must not be able to reconfigure the host's routing.
+constexpr uint8_t kNdRouterSolicit = 133;
+constexpr uint8_t kNdNeighborSolicit = 135;
+constexpr uint8_t kNdNeighborAdvert = 136;
+
+// nf_conntrack state bits as nft's `ct state` sees them: 1 << (ctinfo + 1).
+constexpr uint32_t kCtStateEstablished = 1u << (IP_CT_ESTABLISHED + 1);
+constexpr uint32_t kCtStateRelated = 1u << (IP_CT_RELATED + 1);
+
+Bytes u8Bytes(uint8_t v) { return Bytes{v}; }
+
+// Host byte order, as the kernel stores ct state/status in a register.
+Bytes u32HostBytes(uint32_t v) {
+  Bytes out(sizeof(v));
+  std::memcpy(out.data(), &v, sizeof(v));
+  return out;
+}
+
+// Network byte order, as ports appear on the wire.
+Bytes u16NetBytes(uint16_t v) {
+  return Bytes{static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v & 0xff)};
+}
+
+// Appends expressions together with the nft syntax they print as. Every match
+// uses register 1 (16 bytes wide, enough for an ifname); a rule is a single
+// conjunction, so no value needs to survive the next load.
+class RuleBuilder {
+ public:
+  explicit RuleBuilder(std::string chain) { rule_.chain = std::move(chain); }
+
+  RuleBuilder& iifnameIn(const char* set, uint32_t set_id) {
+    return ifnameIn(NFT_META_IIFNAME, "iifname", set, set_id);
+  }
+  RuleBuilder& oifnameIn(const char* set, uint32_t set_id) {
+    return ifnameIn(NFT_META_OIFNAME, "oifname", set, set_id);
+  }
+
+  RuleBuilder& nfproto(uint8_t proto) {
+    add(expr::Meta{NFT_META_NFPROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(proto)});
+    return word(proto == NFPROTO_IPV4 ? "meta nfproto ipv4" : "meta nfproto ipv6");
+  }
+
+  RuleBuilder& l4protoTcp() {
+    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(IPPROTO_TCP)});
+    return word("meta l4proto tcp");
+  }
+
+  // `tcp dport PORT`: nft hides the l4proto dependency when printing.
+  RuleBuilder& tcpDport(uint16_t port) {
+    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(IPPROTO_TCP)});
+    add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u16NetBytes(port)});
+    return word("tcp dport " + std::to_string(port));
+  }
+
+  // `icmpv6 type @SET`. The nfproto check keeps an IPv4 packet with protocol
+  // number 58 from matching; nft hides both dependencies when printing.
+  RuleBuilder& icmpv6TypeIn(const char* set, uint32_t set_id) {
+    add(expr::Meta{NFT_META_NFPROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(NFPROTO_IPV6)});
+    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(IPPROTO_ICMPV6)});
+    add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1});
+    add(expr::Lookup{NFT_REG_1, set, set_id, false});
+    return word(std::string("icmpv6 type @") + set);
+  }
+
+  // `ct state established,related` (any of the bits) or, negated, none of them.
+  RuleBuilder& ctStateEstablishedRelated(bool negated) {
+    add(expr::Ct{NFT_CT_STATE, NFT_REG_1});
+    add(expr::Bitwise{NFT_REG_1, NFT_REG_1, u32HostBytes(kCtStateEstablished | kCtStateRelated),
+                      u32HostBytes(0)});
+    add(expr::Cmp{NFT_REG_1, negated ? NFT_CMP_EQ : NFT_CMP_NEQ, u32HostBytes(0)});
+    return word(negated ? "ct state ! established,related" : "ct state established,related");
+  }
+
+  // `ct status dnat`: the flow's destination was rewritten (our redirect).
+  RuleBuilder& ctStatusDnat() {
+    add(expr::Ct{NFT_CT_STATUS, NFT_REG_1});
+    add(expr::Bitwise{NFT_REG_1, NFT_REG_1, u32HostBytes(IPS_DST_NAT), u32HostBytes(0)});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_NEQ, u32HostBytes(0)});
+    return word("ct status dnat");
+  }
+
+  RuleBuilder& counter() {
+    add(expr::Counter{});
+    return word("counter");
+  }
+
+  // `redirect to :PORT`: DNAT to the primary address of the incoming
+  // interface (IPv4) / its first usable address (IPv6), port PORT.
+  RuleBuilder& redirectToPort(uint16_t port) {
+    add(expr::Immediate{NFT_REG_1, u16NetBytes(port)});
+    add(expr::Redirect{NFT_REG_1, NF_NAT_RANGE_PROTO_SPECIFIED});
+    return word("redirect to :" + std::to_string(port));
+  }
+
+  RuleBuilder& accept() {
+    add(expr::Verdict{NF_ACCEPT});
+    return word("accept");
+  }
+
+  RuleBuilder& drop() {
+    add(expr::Verdict{NF_DROP});
+    return word("drop");
+  }
+
+  // Ends the rule; the builder is empty afterwards.
+  Rule build(std::string comment) {
+    rule_.comment = std::move(comment);
+    return std::move(rule_);
+  }
+
+ private:
+  RuleBuilder& ifnameIn(uint32_t key, const char* keyword, const char* set, uint32_t set_id) {
+    add(expr::Meta{key, NFT_REG_1});
+    add(expr::Lookup{NFT_REG_1, set, set_id, false});
+    return word(std::string(keyword) + " @" + set);
+  }
+
+  void add(Expr e) { rule_.exprs.push_back(std::move(e)); }
+
+  RuleBuilder& word(const std::string& text) {
+    if (!rule_.text.empty()) {
+      rule_.text += ' ';
+    }
+    rule_.text += text;
+    return *this;
+  }
+
+  Rule rule_;
+};
+
+Set makeIfaceSet(const std::vector<std::string>& interfaces) {
+  Set set{kIfaceSet,
+          kIfaceSetId,
+          kNftTypeIfname,
+          kIfnameLen,
+          kNftByteorderHost,
+          0,
+          {},
+          "sandbox-facing interfaces captured by tollgate"};
+  for (const std::string& name : interfaces) {
+    set.elements.push_back(SetElement{encodeIfname(name), "\"" + name + "\""});
+  }
+  return set;
+}
+
+Set makeNdSet() {
+  Set set{kNdSet,
+          kNdSetId,
+          kNftTypeIcmpv6Type,
+          1,
+          kNftByteorderBig,
+          NFT_SET_CONSTANT,
+          {},
+          "ICMPv6 neighbour discovery a sandbox may send (keeps the link up)"};
+  set.elements = {
+      SetElement{u8Bytes(kNdRouterSolicit), "nd-router-solicit"},
+      SetElement{u8Bytes(kNdNeighborSolicit), "nd-neighbor-solicit"},
+      SetElement{u8Bytes(kNdNeighborAdvert), "nd-neighbor-advert"},
+  };
+  return set;
+}
+
+Rule ndAccept(const char* chain) {
+  return RuleBuilder(chain)
+      .iifnameIn(kIfaceSet, kIfaceSetId)
+      .icmpv6TypeIn(kNdSet, kNdSetId)
+      .counter()
+      .accept()
+      .build("neighbour discovery keeps the sandbox link working");
+}
+
+bool isSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+}  // namespace
+
+Result<void> validateInterfaceName(std::string_view name) {
+  auto bad = [&](const char* why) {
+    return makeError("nftables: interface '" + std::string(name) + "' " + why);
+  };
+  if (name.empty()) {
+    return makeError("nftables: empty interface name");
+  }
+  if (name.size() >= kIfnameLen) {
+    return bad("is longer than 15 bytes (IFNAMSIZ)");
+  }
+  if (name == "." || name == "..") {
+    return bad("is not a valid interface name");
+  }
+  for (char c : name) {
+    if (c == '\0' || c == '/' || c == ':' || isSpace(c)) {
+      return bad("contains a character interface names cannot have (NUL, '/', ':' or whitespace)");
+    }
+    if (c == '*') {
+      return bad("contains '*': wildcards are not supported, list each interface");
+    }
+  }
+  return {};
+}
+
+Result<std::vector<std::string>> normalizeInterfaces(const std::vector<std::string>& interfaces) {
+  if (interfaces.empty()) {
+    return makeError("nftables: no sandbox interfaces given (gateway.interfaces is empty)");
+  }
+  std::vector<std::string> out;
+  for (const std::string& name : interfaces) {
+    if (auto ok = validateInterfaceName(name); !ok) {
+      return ok.error();
+    }
+    if (std::find(out.begin(), out.end(), name) == out.end()) {
+      out.push_back(name);
+    }
+  }
+  if (out.size() > kMaxInterfaces) {
+    return makeError("nftables: too many sandbox interfaces (" + std::to_string(out.size()) +
+                     ", at most " + std::to_string(kMaxInterfaces) +
+                     "); put the sandboxes on a bridge");
+  }
+  return out;
+}
+
+Bytes encodeIfname(std::string_view name) {
+  Bytes key(kIfnameLen, 0);
+  std::memcpy(key.data(), name.data(), std::min(name.size(), kIfnameLen - 1));
+  return key;
+}
+
+Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
+  auto interfaces = normalizeInterfaces(spec.interfaces);
+  if (!interfaces) {
+    return interfaces.error();
+  }
+  if (spec.listen_port == 0) {
+    return makeError("nftables: listen_port 0 is not a valid redirect target");
+  }
+  const uint16_t port = spec.listen_port;
+
+  Ruleset rs;
+  rs.comment = spec.ipv6_capture
+                   ? "tollgate capture (ipv6: capture); managed by tollgate, do not edit"
+                   : "tollgate capture (ipv6: block); managed by tollgate, do not edit";
+  rs.sets = {makeIfaceSet(*interfaces), makeNdSet()};
+
+  if (!spec.ipv6_capture) {
+    rs.chains.push_back(
+        Chain{"prerouting_filter", "filter", NF_INET_PRE_ROUTING, kPriorityPreroutingFilter,
+              "ipv6: block - drop sandbox IPv6 before NAT, except neighbour discovery"});
+  }
+  rs.chains.push_back(Chain{"prerouting", "nat", NF_INET_PRE_ROUTING, kPriorityNat,
+                            "capture: redirect sandbox TCP to the tollgate listener"});
+  rs.chains.push_back(Chain{"input", "filter", NF_INET_LOCAL_IN, kPriorityFilter,
+                            "sandboxes reach only the tollgate listener on this host"});
+  rs.chains.push_back(Chain{"forward", "filter", NF_INET_FORWARD, kPriorityFilter,
+                            "nothing is routed to or from sandboxes past the gateway"});
+
+  if (!spec.ipv6_capture) {
+    rs.rules.push_back(ndAccept("prerouting_filter"));
+    rs.rules.push_back(RuleBuilder("prerouting_filter")
+                           .iifnameIn(kIfaceSet, kIfaceSetId)
+                           .nfproto(NFPROTO_IPV6)
+                           .counter()
+                           .drop()
+                           .build("ipv6: block - no IPv6 from sandboxes"));
+  }
+
+  RuleBuilder redirect("prerouting");
+  redirect.iifnameIn(kIfaceSet, kIfaceSetId);
+  if (!spec.ipv6_capture) {
+    redirect.nfproto(NFPROTO_IPV4);
+  }
+  rs.rules.push_back(redirect.l4protoTcp().counter().redirectToPort(port).build(
+      "every sandbox TCP connection goes to the tollgate listener"));
+
+  rs.rules.push_back(RuleBuilder("input")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .ctStateEstablishedRelated(false)
+                         .counter()
+                         .accept()
+                         .build("packets of flows already admitted"));
+  rs.rules.push_back(RuleBuilder("input")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .ctStatusDnat()
+                         .tcpDport(port)
+                         .counter()
+                         .accept()
+                         .build("redirected sandbox TCP reaching the tollgate listener"));
+  rs.rules.push_back(ndAccept("input"));
+  rs.rules.push_back(RuleBuilder("input")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .counter()
+                         .drop()
+                         .build("sandboxes reach no other service of the host"));
+
+  rs.rules.push_back(
+      RuleBuilder("forward")
+          .iifnameIn(kIfaceSet, kIfaceSetId)
+          .counter()
+          .drop()
+          .build("fail closed: TCP was redirected, other sandbox traffic is not routed"));
+  rs.rules.push_back(RuleBuilder("forward")
+                         .oifnameIn(kIfaceSet, kIfaceSetId)
+                         .ctStateEstablishedRelated(true)
+                         .counter()
+                         .drop()
+                         .build("no new connections into sandboxes"));
+  return rs;
+}
+
+Result<Ruleset> buildBlockRuleset(const std::vector<std::string>& interfaces_in) {
+  auto interfaces = normalizeInterfaces(interfaces_in);
+  if (!interfaces) {
+    return interfaces.error();
+  }
+  Ruleset rs;
+  rs.comment = "tollgate block (fail closed while tollgate is not serving); managed by tollgate";
+  rs.sets = {makeIfaceSet(*interfaces), makeNdSet()};
+  rs.chains.push_back(Chain{"input", "filter", NF_INET_LOCAL_IN, kPriorityFilter,
+                            "block: sandboxes reach nothing on this host"});
+  rs.chains.push_back(Chain{"forward", "filter", NF_INET_FORWARD, kPriorityFilter,
+                            "block: nothing is routed to or from sandboxes"});
+  rs.rules.push_back(ndAccept("input"));
+  rs.rules.push_back(RuleBuilder("input")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .counter()
+                         .drop()
+                         .build("tollgate is not serving: sandbox traffic fails closed"));
+  rs.rules.push_back(RuleBuilder("forward")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .counter()
+                         .drop()
+                         .build("tollgate is not serving: sandbox traffic fails closed"));
+  rs.rules.push_back(RuleBuilder("forward")
+                         .oifnameIn(kIfaceSet, kIfaceSetId)
+                         .counter()
+                         .drop()
+                         .build("tollgate is not serving: nothing is routed into sandboxes"));
+  return rs;
+}
+
+std::vector<Message> planReplace(const Ruleset& ruleset) {
+  std::vector<Message> out;
+  out.emplace_back(msg::EnsureTable{});
+  out.emplace_back(msg::DeleteTable{});
+  out.emplace_back(msg::CreateTable{ruleset.comment});
+  for (const Set& set : ruleset.sets) {
+    out.emplace_back(msg::AddSet{set});
+    if (!set.elements.empty()) {
+      out.emplace_back(msg::AddSetElements{set});
+    }
+  }
+  for (const Chain& chain : ruleset.chains) {
+    out.emplace_back(msg::AddChain{chain});
+  }
+  for (const Rule& rule : ruleset.rules) {
+    out.emplace_back(msg::AddRule{rule});
+  }
+  return out;
+}
+
+std::vector<Message> planRemove() { return {msg::EnsureTable{}, msg::DeleteTable{}}; }
+
+std::string describe(const Message& message) {
+  const std::string table = std::string("table inet ") + kTableName;
+  struct Visitor {
+    const std::string& table;
+    std::string operator()(const msg::EnsureTable&) const { return "prepare " + table; }
+    std::string operator()(const msg::DeleteTable&) const { return "delete existing " + table; }
+    std::string operator()(const msg::CreateTable&) const { return "create " + table; }
+    std::string operator()(const msg::AddSet& m) const { return "create set " + m.set.name; }
+    std::string operator()(const msg::AddSetElements& m) const {
+      std::string out = "add elements to set " + m.set.name + " {";
+      for (size_t i = 0; i < m.set.elements.size(); ++i) {
+        out += (i == 0 ? " " : ", ") + m.set.elements[i].text;
+      }
+      return out + " }";
+    }
+    std::string operator()(const msg::AddChain& m) const {
+      return "create chain " + m.chain.name + " (type " + m.chain.type + ", priority " +
+             std::to_string(m.chain.priority) + ")";
+    }
+    std::string operator()(const msg::AddRule& m) const {
+      return "add rule to chain " + m.rule.chain + ": `" + m.rule.text + "`";
+    }
+  };
+  return std::visit(Visitor{table}, message);
+}
+
+}  // namespace tollgate::nat

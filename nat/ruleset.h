@@ -1,0 +1,192 @@
+// Internal to nat/ (and its unit tests): tollgate's nftables ruleset as plain
+// data, built by pure functions. Which expressions, which registers, which
+// bytes: everything that decides what the kernel enforces is here and is
+// table-tested without a kernel. nft_batch.h turns it into netlink messages.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/result.h"
+#include "nat/nat.h"
+
+namespace tollgate::nat {
+
+using Bytes = std::vector<uint8_t>;
+
+inline constexpr size_t kIfnameLen = 16;       // IFNAMSIZ: set key length of type ifname
+inline constexpr size_t kMaxInterfaces = 512;  // keeps the set-element message far below 64 KiB
+inline constexpr size_t kMaxCommentLen = 127;  // NFTNL_UDATA_COMMENT_MAXLEN minus the NUL
+inline constexpr const char* kIfaceSet = "sandbox_ifaces";
+inline constexpr const char* kNdSet = "nd_types";
+inline constexpr uint32_t kIfaceSetId = 1;
+inline constexpr uint32_t kNdSetId = 2;
+// nft's datatype numbers (nftables include/datatype.h), stored as set key type
+// so that `nft list` prints the set as `type ifname` / `type icmpv6_type`.
+inline constexpr uint32_t kNftTypeIfname = 41;
+inline constexpr uint32_t kNftTypeIcmpv6Type = 29;
+// nft's `enum byteorder`, stored in set userdata so nft prints elements right.
+inline constexpr uint32_t kNftByteorderHost = 1;
+inline constexpr uint32_t kNftByteorderBig = 2;
+
+// Chain priorities (the lower, the earlier).
+inline constexpr int32_t kPriorityPreroutingFilter = -160;  // mangle - 10: before any NAT
+inline constexpr int32_t kPriorityNat = -110;               // dstnat - 10: before Docker's -100
+inline constexpr int32_t kPriorityFilter = -10;             // filter - 10
+
+// One struct per libnftnl expression, registers explicit.
+namespace expr {
+struct Meta {  // meta load KEY => reg DREG
+  uint32_t key;
+  uint32_t dreg;
+  bool operator==(const Meta&) const = default;
+};
+struct Ct {  // ct load KEY => reg DREG
+  uint32_t key;
+  uint32_t dreg;
+  bool operator==(const Ct&) const = default;
+};
+struct Payload {  // payload load LEN b @ BASE + OFFSET => reg DREG
+  uint32_t base;
+  uint32_t offset;
+  uint32_t len;
+  uint32_t dreg;
+  bool operator==(const Payload&) const = default;
+};
+struct Cmp {  // cmp OP reg SREG DATA
+  uint32_t sreg;
+  uint32_t op;
+  Bytes data;
+  bool operator==(const Cmp&) const = default;
+};
+struct Bitwise {  // reg DREG = (reg SREG & MASK) ^ XOR
+  uint32_t sreg;
+  uint32_t dreg;
+  Bytes mask;
+  Bytes xor_bits;
+  bool operator==(const Bitwise&) const = default;
+};
+struct Lookup {  // lookup reg SREG set SET (by name, and by id within the batch)
+  uint32_t sreg;
+  std::string set;
+  uint32_t set_id;
+  bool inverted;
+  bool operator==(const Lookup&) const = default;
+};
+struct Immediate {  // immediate reg DREG DATA
+  uint32_t dreg;
+  Bytes data;
+  bool operator==(const Immediate&) const = default;
+};
+struct Verdict {  // immediate reg 0 accept|drop
+  int32_t code;
+  bool operator==(const Verdict&) const = default;
+};
+struct Redirect {  // redir proto_min reg REG flags FLAGS
+  uint32_t proto_min_reg;
+  uint32_t flags;
+  bool operator==(const Redirect&) const = default;
+};
+struct Counter {
+  bool operator==(const Counter&) const = default;
+};
+}  // namespace expr
+
+using Expr =
+    std::variant<expr::Meta, expr::Ct, expr::Payload, expr::Cmp, expr::Bitwise, expr::Lookup,
+                 expr::Immediate, expr::Verdict, expr::Redirect, expr::Counter>;
+
+struct Rule {
+  std::string chain;
+  std::vector<Expr> exprs;
+  // The rule in nft syntax, as `nft list` prints it minus counter values and
+  // the comment. For operators, error messages and the namespace tests.
+  std::string text;
+  std::string comment;  // stored as NFTNL_UDATA_RULE_COMMENT
+};
+
+struct Chain {
+  std::string name;
+  std::string type;  // "filter" | "nat"
+  uint32_t hook;     // NF_INET_*
+  int32_t priority;
+  std::string comment;
+};
+
+struct SetElement {
+  Bytes key;
+  std::string text;  // how nft prints it, for messages
+};
+
+struct Set {
+  std::string name;
+  uint32_t id;  // NFTA_SET_ID: lets rules in the same batch refer to it
+  uint32_t key_type;
+  uint32_t key_len;
+  uint32_t key_byteorder;
+  uint32_t flags;  // NFT_SET_*
+  std::vector<SetElement> elements;
+  std::string comment;
+};
+
+struct Ruleset {
+  std::string comment;  // table comment
+  std::vector<Set> sets;
+  std::vector<Chain> chains;  // in creation order
+  std::vector<Rule> rules;    // in append order
+};
+
+// Checks one interface name the way the kernel's dev_valid_name() does
+// (1-15 bytes, not "." or "..", no '/', ':', whitespace or NUL), and refuses
+// '*' (an nft wildcard elsewhere; in a set it would only match literally).
+Result<void> validateInterfaceName(std::string_view name);
+// Validates the list (non-empty, each name valid, at most kMaxInterfaces) and
+// returns it with duplicates removed, order kept.
+Result<std::vector<std::string>> normalizeInterfaces(const std::vector<std::string>& interfaces);
+// The 16-byte, zero-padded key nft uses for an ifname. Precondition: valid name.
+Bytes encodeIfname(std::string_view name);
+
+// Full capture ruleset (see DESIGN.md "Data flow"); errors name the bad field.
+Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec);
+// Fail-closed ruleset for `on_exit: block`.
+Result<Ruleset> buildBlockRuleset(const std::vector<std::string>& interfaces);
+
+// Messages of one nf_tables batch (table inet tollgate implied).
+namespace msg {
+struct EnsureTable {};  // NEWTABLE without EXCL: no-op when the table exists
+struct DeleteTable {};  // DELTABLE: removes the table and everything in it
+struct CreateTable {    // NEWTABLE with EXCL
+  std::string comment;
+};
+struct AddSet {
+  Set set;
+};
+struct AddSetElements {
+  Set set;
+};
+struct AddChain {
+  Chain chain;
+};
+struct AddRule {
+  Rule rule;
+};
+}  // namespace msg
+
+using Message = std::variant<msg::EnsureTable, msg::DeleteTable, msg::CreateTable, msg::AddSet,
+                             msg::AddSetElements, msg::AddChain, msg::AddRule>;
+
+// Replace whatever `inet tollgate` exists (or nothing) with `ruleset`:
+// EnsureTable, DeleteTable, CreateTable, sets (+ elements), chains, rules.
+// Adding before deleting makes the delete valid when no table exists, so the
+// whole replacement is one transaction that cannot fail on a missing table.
+std::vector<Message> planReplace(const Ruleset& ruleset);
+// Remove the table if present: EnsureTable, DeleteTable.
+std::vector<Message> planRemove();
+
+// "add rule to chain input: `iifname @sandbox_ifaces counter drop`", etc.
+std::string describe(const Message& message);
+
+}  // namespace tollgate::nat

@@ -1,0 +1,365 @@
+// Root tests against the real kernel: the table tollgate installs, read back
+// with the nft CLI, in a network namespace owned by each test.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "nat/nat.h"
+#include "nat/ruleset.h"
+#include "tests/component/nat/netns_util.h"
+
+namespace tollgate::nat {
+namespace {
+
+using nstest::Netns;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+struct ListedChain {
+  std::string type;
+  std::string hook;
+  int prio = 0;
+  std::vector<std::string> rules;     // rule text, normalised (see normalise())
+  std::vector<std::string> comments;  // rule comments
+};
+
+struct ListedTable {
+  std::map<std::string, ListedChain> chains;
+  std::map<std::string, std::vector<std::string>> set_elements;
+  std::string comment;
+};
+
+// `nft list` prints counter values and comments; our rule texts omit both.
+std::string normalise(std::string line) {
+  static const std::regex kComment(R"( comment ".*"$)");
+  static const std::regex kCounter(R"(counter packets \d+ bytes \d+)");
+  line = std::regex_replace(line, kComment, "");
+  line = std::regex_replace(line, kCounter, "counter");
+  size_t start = line.find_first_not_of(" \t");
+  return start == std::string::npos ? "" : line.substr(start);
+}
+
+class NatTableTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(ns_.ok()) << ns_.error(); }
+
+  CaptureSpec spec(std::vector<std::string> ifaces, uint16_t port = 15001, bool ipv6 = true) {
+    CaptureSpec s;
+    s.interfaces = std::move(ifaces);
+    s.listen_port = port;
+    s.ipv6_capture = ipv6;
+    return s;
+  }
+
+  Result<void> install(const CaptureSpec& s) {
+    return ns_.in([&] { return installCapture(s); });
+  }
+  Result<void> block(const std::vector<std::string>& ifaces) {
+    return ns_.in([&] { return installBlock(ifaces); });
+  }
+  Result<void> remove() {
+    return ns_.in([] { return removeTable(); });
+  }
+  Result<bool> exists() {
+    return ns_.in([] { return tableExists(); });
+  }
+
+  // Number of `inet tollgate` tables the kernel lists.
+  int tollgateTables() {
+    auto res = ns_.exec("nft -j list tables");
+    EXPECT_EQ(res.status, 0) << res.out;
+    int n = 0;
+    auto doc = nlohmann::json::parse(res.out, nullptr, false);
+    if (doc.is_discarded()) {
+      ADD_FAILURE() << "bad JSON: " << res.out;
+      return -1;
+    }
+    for (const auto& item : doc["nftables"]) {
+      if (item.contains("table") && item["table"]["name"] == "tollgate" &&
+          item["table"]["family"] == "inet") {
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  // The table as nft lists it: chain properties and set elements from the
+  // JSON output, rule texts from the plain output (what operators read).
+  ListedTable listed() {
+    ListedTable t;
+    auto json = ns_.exec("nft -j list table inet tollgate");
+    EXPECT_EQ(json.status, 0) << json.out;
+    auto doc = nlohmann::json::parse(json.out, nullptr, false);
+    if (doc.is_discarded()) {
+      ADD_FAILURE() << "bad JSON: " << json.out;
+      return t;
+    }
+    for (const auto& item : doc["nftables"]) {
+      if (item.contains("chain")) {
+        const auto& c = item["chain"];
+        ListedChain& lc = t.chains[c["name"].get<std::string>()];
+        lc.type = c.value("type", "");
+        lc.hook = c.value("hook", "");
+        lc.prio = c.value("prio", 0);
+      } else if (item.contains("set")) {
+        const auto& s = item["set"];
+        auto& elems = t.set_elements[s["name"].get<std::string>()];
+        if (s.contains("elem")) {
+          if (s["elem"].is_array()) {
+            for (const auto& e : s["elem"]) {
+              elems.push_back(e.get<std::string>());
+            }
+          } else {
+            elems.push_back(s["elem"].get<std::string>());
+          }
+        }
+      } else if (item.contains("rule")) {
+        const auto& r = item["rule"];
+        t.chains[r["chain"].get<std::string>()].comments.push_back(r.value("comment", ""));
+      }
+    }
+    auto text = ns_.exec("nft list table inet tollgate");
+    EXPECT_EQ(text.status, 0) << text.out;
+    std::string chain;
+    bool in_rules = false;
+    size_t pos = 0;
+    while (pos < text.out.size()) {
+      size_t eol = text.out.find('\n', pos);
+      std::string line =
+          normalise(text.out.substr(pos, eol == std::string::npos ? std::string::npos : eol - pos));
+      pos = eol == std::string::npos ? text.out.size() : eol + 1;
+      std::smatch m;
+      if (std::regex_match(line, m, std::regex(R"(chain (\S+) \{)"))) {
+        chain = m[1];
+        in_rules = false;
+      } else if (!chain.empty() && line.rfind("type ", 0) == 0) {
+        in_rules = true;
+      } else if (line == "}") {
+        chain.clear();
+        in_rules = false;
+      } else if (in_rules && !line.empty()) {
+        t.chains[chain].rules.push_back(line);
+      } else if (chain.empty() && line.rfind("comment \"", 0) == 0 && t.comment.empty()) {
+        t.comment = line;
+      }
+    }
+    return t;
+  }
+
+  static std::vector<std::string> expectedRules(const Ruleset& rs, const std::string& chain) {
+    std::vector<std::string> out;
+    for (const Rule& r : rs.rules) {
+      if (r.chain == chain) {
+        out.push_back(r.text);
+      }
+    }
+    return out;
+  }
+
+  static std::vector<std::string> expectedComments(const Ruleset& rs, const std::string& chain) {
+    std::vector<std::string> out;
+    for (const Rule& r : rs.rules) {
+      if (r.chain == chain) {
+        out.push_back(r.comment);
+      }
+    }
+    return out;
+  }
+
+  // Everything listed matches the ruleset built for `rs`, rule for rule.
+  void expectListedMatches(const Ruleset& rs) {
+    ListedTable t = listed();
+    std::vector<std::string> want_chains;
+    for (const Chain& c : rs.chains) {
+      want_chains.push_back(c.name);
+    }
+    std::vector<std::string> got_chains;
+    for (const auto& [name, chain] : t.chains) {
+      got_chains.push_back(name);
+    }
+    EXPECT_THAT(got_chains, ::testing::UnorderedElementsAreArray(want_chains));
+    for (const Chain& c : rs.chains) {
+      const ListedChain& lc = t.chains[c.name];
+      EXPECT_EQ(lc.type, c.type) << c.name;
+      EXPECT_EQ(lc.prio, c.priority) << c.name;
+      EXPECT_THAT(lc.rules, ElementsAreArray(expectedRules(rs, c.name))) << c.name;
+      EXPECT_THAT(lc.comments, ElementsAreArray(expectedComments(rs, c.name))) << c.name;
+    }
+  }
+
+  Netns ns_;
+};
+
+TEST_F(NatTableTest, NoTableAtFirst) {
+  auto e = exists();
+  ASSERT_TRUE(e.ok()) << e.message();
+  EXPECT_FALSE(*e);
+}
+
+TEST_F(NatTableTest, InstallCreatesExactlyTheChainsAndRules) {
+  auto s = spec({"tgsb0"});
+  auto r = install(s);
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto e = exists();
+  ASSERT_TRUE(e.ok()) << e.message();
+  EXPECT_TRUE(*e);
+  EXPECT_EQ(tollgateTables(), 1);
+
+  auto rs = buildCaptureRuleset(s);
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+  ListedTable t = listed();
+  EXPECT_EQ(t.chains["prerouting"].hook, "prerouting");
+  EXPECT_EQ(t.chains["input"].hook, "input");
+  EXPECT_EQ(t.chains["forward"].hook, "forward");
+  EXPECT_THAT(t.set_elements["sandbox_ifaces"], ElementsAre("tgsb0"));
+  EXPECT_THAT(t.set_elements["nd_types"],
+              ElementsAre("nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert"));
+  EXPECT_THAT(t.comment, HasSubstr("managed by tollgate"));
+}
+
+TEST_F(NatTableTest, InstallTwiceReplacesInsteadOfDuplicating) {
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  auto second = spec({"tgsb1", "tgsb2"}, 15002);
+  auto r = install(second);
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(tollgateTables(), 1);
+  auto rs = buildCaptureRuleset(second);
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+  EXPECT_THAT(listed().set_elements["sandbox_ifaces"], ElementsAre("tgsb1", "tgsb2"));
+}
+
+TEST_F(NatTableTest, InstallReplacesAStaleTableFromACrash) {
+  // Whatever a previous run (or an operator) left in the table goes away.
+  auto stale = ns_.exec(
+      "nft add table inet tollgate && nft add chain inet tollgate junk && "
+      "nft add rule inet tollgate junk counter accept && "
+      "nft add set inet tollgate sandbox_ifaces { type ifname\\; } && "
+      "nft add element inet tollgate sandbox_ifaces { old0 }");
+  ASSERT_EQ(stale.status, 0) << stale.out;
+  auto s = spec({"tgsb0"});
+  auto r = install(s);
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto rs = buildCaptureRuleset(s);
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+  EXPECT_THAT(listed().set_elements["sandbox_ifaces"], ElementsAre("tgsb0"));
+}
+
+TEST_F(NatTableTest, Ipv6BlockAddsEarlyIpv6Drop) {
+  auto s = spec({"tgsb0"}, 15001, false);
+  auto r = install(s);
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto rs = buildCaptureRuleset(s);
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+  ListedTable t = listed();
+  EXPECT_EQ(t.chains["prerouting_filter"].type, "filter");
+  EXPECT_EQ(t.chains["prerouting_filter"].hook, "prerouting");
+  EXPECT_EQ(t.chains["prerouting_filter"].prio, -160);
+  EXPECT_THAT(t.chains["prerouting_filter"].rules,
+              ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop"));
+  EXPECT_THAT(
+      t.chains["prerouting"].rules,
+      ElementsAre(
+          "iifname @sandbox_ifaces meta nfproto ipv4 meta l4proto tcp counter redirect to :15001"));
+}
+
+TEST_F(NatTableTest, InstallBlockReplacesCapture) {
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  auto r = block({"tgsb0"});
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(tollgateTables(), 1);
+  auto rs = buildBlockRuleset({"tgsb0"});
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+  ListedTable t = listed();
+  EXPECT_EQ(t.chains.count("prerouting"), 0u);
+  EXPECT_THAT(t.comment, HasSubstr("block"));
+}
+
+TEST_F(NatTableTest, InstallBlockWithoutPriorTable) {
+  auto r = block({"tgsb0", "tgsb1"});
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto rs = buildBlockRuleset({"tgsb0", "tgsb1"});
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+}
+
+TEST_F(NatTableTest, RemoveTableRemoves) {
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  auto r = remove();
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto e = exists();
+  ASSERT_TRUE(e.ok()) << e.message();
+  EXPECT_FALSE(*e);
+  EXPECT_EQ(tollgateTables(), 0);
+}
+
+TEST_F(NatTableTest, RemoveTableWhenAbsentIsOk) {
+  auto r = remove();
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto again = remove();
+  ASSERT_TRUE(again.ok()) << again.message();
+  EXPECT_EQ(tollgateTables(), 0);
+}
+
+// Interfaces are matched by name (iifname), so a name that does not exist
+// (yet) is accepted by the kernel: a sandbox bridge created after tollgate
+// started is captured the moment it appears. Typos are therefore not caught
+// here; `tollgate doctor` / config validation should warn about them.
+TEST_F(NatTableTest, UnknownInterfaceNamesAreAccepted) {
+  ASSERT_EQ(ns_.exec("ip link show tgnoexist0").status == 0, false);
+  auto r = install(spec({"tgnoexist0"}));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_THAT(listed().set_elements["sandbox_ifaces"], ElementsAre("tgnoexist0"));
+  auto b = block({"tgnoexist0"});
+  ASSERT_TRUE(b.ok()) << b.message();
+}
+
+TEST_F(NatTableTest, InvalidSpecChangesNothing) {
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  auto bad = install(spec({"tgsb0", "no/slash"}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.message(), HasSubstr("interface 'no/slash'"));
+  auto bad_block = block({});
+  ASSERT_FALSE(bad_block.ok());
+  auto rs = buildCaptureRuleset(spec({"tgsb0"}));
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+}
+
+TEST_F(NatTableTest, LeavesOtherTablesAlone) {
+  auto other = ns_.exec(
+      "nft add table inet other && nft add chain inet other c && nft add table ip tollgate");
+  ASSERT_EQ(other.status, 0) << other.out;
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  ASSERT_TRUE(block({"tgsb0"}).ok());
+  ASSERT_TRUE(remove().ok());
+  auto tables = ns_.exec("nft list tables");
+  EXPECT_THAT(tables.out, HasSubstr("table inet other"));
+  EXPECT_THAT(tables.out, HasSubstr("table ip tollgate"));  // same name, other family
+  EXPECT_EQ(tables.out.find("table inet tollgate"), std::string::npos);
+}
+
+TEST_F(NatTableTest, ManyInterfacesFitOneBatch) {
+  std::vector<std::string> ifaces;
+  for (size_t i = 0; i < kMaxInterfaces; ++i) {
+    ifaces.push_back("tgveth" + std::to_string(i));
+  }
+  auto r = install(spec(ifaces));
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(listed().set_elements["sandbox_ifaces"].size(), kMaxInterfaces);
+}
+
+}  // namespace
+}  // namespace tollgate::nat

@@ -1,0 +1,426 @@
+// Root tests with real packets. Three namespaces: "client" (the sandbox)
+// hangs off tgsb0, the sandbox interface of the "gateway" namespace where the
+// table is installed and the listener waits; "upstream" is a real server the
+// gateway routes to, so a packet that escapes capture would really arrive.
+//
+//   client                 gateway                               upstream
+//   tgc0 10.99.0.2/24  --  tgsb0 10.99.0.1/24  tgup0 10.98.0.1/24 -- tgu0 10.98.0.2/24
+//        fd99::2/64              fd99::1/64          fd98::1/64          fd98::2/64
+//   default via gateway   forwarding on; 203.0.113.7 and              + 203.0.113.7/32
+//                         2001:db8::7 routed to upstream                2001:db8::7/128
+//
+// The listener is 10.99.0.1:15001 / [fd99::1]:15001 (never a wildcard).
+//
+// Every test runs on three gateway topologies: the veth itself as sandbox
+// interface, and tgsb0 enslaved to a bridge tgbr0 (the usual deployment) with
+// br_netfilter's bridge-nf-call-ip{,6}tables off and on (Docker hosts: on).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "nat/nat.h"
+#include "tests/component/nat/netns_util.h"
+
+namespace tollgate::nat {
+namespace {
+
+using nstest::acceptWithin;
+using nstest::connectTo;
+using nstest::listenOn;
+using nstest::Netns;
+using nstest::readableWithin;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr auto kExpectSuccess = 3000ms;  // generous: a success is fast
+constexpr auto kExpectFailure = 1000ms;  // a dropped SYN never answers
+
+SockAddr addr(const char* s) {
+  auto a = SockAddr::parseIpPort(s);
+  EXPECT_TRUE(a.has_value()) << s;
+  return a.value_or(SockAddr());
+}
+
+enum class Topology { kVeth, kBridge, kBridgeNetfilter };
+
+class NatTrafficTest : public ::testing::TestWithParam<Topology> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(gw_.ok()) << gw_.error();
+    ASSERT_TRUE(client_.ok()) << client_.error();
+    ASSERT_TRUE(upstream_.ok()) << upstream_.error();
+    const std::string g = "ip -n " + gw_.name() + " ";
+    const std::string c = "ip -n " + client_.name() + " ";
+    const std::string u = "ip -n " + upstream_.name() + " ";
+    std::vector<std::string> sandbox_side = {g + "link add tgsb0 type veth peer name tgc0 netns " +
+                                             client_.name()};
+    if (GetParam() != Topology::kVeth) {
+      iface_ = "tgbr0";
+      sandbox_side.push_back(g + "link add tgbr0 type bridge");
+      sandbox_side.push_back(g + "link set tgsb0 master tgbr0");
+      sandbox_side.push_back(g + "link set tgsb0 up");
+      const char* nf = GetParam() == Topology::kBridgeNetfilter ? "1" : "0";
+      auto sysctl = gw_.exec(std::string("sysctl -qw net.bridge.bridge-nf-call-iptables=") + nf +
+                             " && sysctl -qw net.bridge.bridge-nf-call-ip6tables=" + nf);
+      ASSERT_EQ(sysctl.status, 0) << "br_netfilter sysctls: " << sysctl.out;
+    }
+    sandbox_side.push_back(g + "addr add 10.99.0.1/24 dev " + iface_);
+    sandbox_side.push_back(g + "-6 addr add fd99::1/64 dev " + iface_ + " nodad");
+    sandbox_side.push_back(g + "link set " + iface_ + " up");
+    for (const std::string& cmd : sandbox_side) {
+      auto res = nstest::run(cmd);
+      ASSERT_EQ(res.status, 0) << cmd << ": " << res.out;
+    }
+    for (const std::string& cmd : {
+             c + "addr add 10.99.0.2/24 dev tgc0",
+             c + "-6 addr add fd99::2/64 dev tgc0 nodad",
+             c + "link set tgc0 up",
+             c + "route add default via 10.99.0.1",
+             c + "-6 route add default via fd99::1",
+             g + "link add tgup0 type veth peer name tgu0 netns " + upstream_.name(),
+             g + "addr add 10.98.0.1/24 dev tgup0",
+             g + "-6 addr add fd98::1/64 dev tgup0 nodad",
+             g + "link set tgup0 up",
+             g + "route add 203.0.113.7/32 via 10.98.0.2",
+             g + "-6 route add 2001:db8::7/128 via fd98::2",
+             u + "addr add 10.98.0.2/24 dev tgu0",
+             u + "addr add 203.0.113.7/32 dev tgu0",
+             u + "-6 addr add fd98::2/64 dev tgu0 nodad",
+             u + "-6 addr add 2001:db8::7/128 dev tgu0 nodad",
+             u + "link set tgu0 up",
+             u + "route add default via 10.98.0.1",
+             u + "-6 route add default via fd98::1",
+         }) {
+      auto res = nstest::run(cmd);
+      ASSERT_EQ(res.status, 0) << cmd << ": " << res.out;
+    }
+    auto fwd =
+        gw_.exec("sysctl -qw net.ipv4.ip_forward=1 && sysctl -qw net.ipv6.conf.all.forwarding=1");
+    ASSERT_EQ(fwd.status, 0) << fwd.out;
+
+    auto up4 = upstream_.in([] { return listenOn(addr("203.0.113.7:443")); });
+    ASSERT_TRUE(up4.ok()) << up4.message();
+    upstream4_ = std::move(*up4);
+    auto up6 = upstream_.in([] { return listenOn(addr("[2001:db8::7]:80")); });
+    ASSERT_TRUE(up6.ok()) << up6.message();
+    upstream6_ = std::move(*up6);
+  }
+
+  // Nothing reached the real upstream servers.
+  void expectUpstreamUntouched() {
+    EXPECT_FALSE(readableWithin(upstream4_.get(), 100ms))
+        << "a connection escaped to 203.0.113.7:443";
+    EXPECT_FALSE(readableWithin(upstream6_.get(), 100ms))
+        << "a connection escaped to [2001:db8::7]:80";
+  }
+
+  // Without a table the topology routes the client to the real upstream;
+  // otherwise a test that "nothing reaches upstream" would prove nothing.
+  void expectUpstreamReachableWithoutTable() {
+    for (auto [to, listener] : {std::pair{"203.0.113.7:443", upstream4_.get()},
+                                std::pair{"[2001:db8::7]:80", upstream6_.get()}}) {
+      auto conn = connectFromClient(to, kExpectSuccess);
+      ASSERT_TRUE(conn.ok()) << "topology broken: " << conn.message();
+      auto accepted = acceptWithin(listener, kExpectSuccess);
+      ASSERT_TRUE(accepted.ok()) << "topology broken: " << accepted.message();
+    }
+  }
+
+  CaptureSpec spec(bool ipv6 = true) {
+    CaptureSpec s;
+    s.interfaces = {iface_};
+    s.listen_port = 15001;
+    s.ipv6_capture = ipv6;
+    return s;
+  }
+
+  Result<UniqueFd> listen(const char* at, bool v6only = true) {
+    return gw_.in([&] { return listenOn(addr(at), v6only); });
+  }
+
+  Result<UniqueFd> connectFromClient(const char* to, std::chrono::milliseconds timeout) {
+    return client_.in([&] { return connectTo(addr(to), timeout); });
+  }
+
+  static Result<UniqueFd> udpBound(const Netns& ns, const char* at) {
+    return ns.in([&]() -> Result<UniqueFd> {
+      SockAddr a = addr(at);
+      UniqueFd fd(::socket(a.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!fd || ::bind(fd.get(), a.sa(), a.len()) != 0) {
+        return makeError(std::string("udp bind failed: ") + at);
+      }
+      return fd;
+    });
+  }
+
+  Result<void> udpSendFromClient(const char* to) {
+    return client_.in([&]() -> Result<void> {
+      SockAddr a = addr(to);
+      UniqueFd fd(::socket(a.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!fd || ::sendto(fd.get(), "q", 1, 0, a.sa(), a.len()) != 1) {
+        return makeError(std::string("udp send failed: ") + to);
+      }
+      return {};
+    });
+  }
+
+  // Connects from the client to `to`, accepts on `listener`, checks bytes
+  // flow, and returns the original destination the gateway sees.
+  Result<SockAddr> redirectedOriginalDst(int listener, const char* to) {
+    auto conn = connectFromClient(to, kExpectSuccess);
+    if (!conn) {
+      return conn.error();
+    }
+    auto accepted = acceptWithin(listener, kExpectSuccess);
+    if (!accepted) {
+      return accepted.error();
+    }
+    if (::write(conn->get(), "ping", 4) != 4) {
+      return makeError("write failed");
+    }
+    char buf[4] = {};
+    if (!readableWithin(accepted->get(), kExpectSuccess) ||
+        ::read(accepted->get(), buf, sizeof(buf)) != 4 || std::string(buf, 4) != "ping") {
+      return makeError("bytes did not arrive through the redirect");
+    }
+    return originalDst(accepted->get());
+  }
+
+  std::string iface_ = "tgsb0";  // the sandbox interface tollgate captures
+  Netns gw_{"g"};
+  Netns client_{"c"};
+  Netns upstream_{"u"};
+  UniqueFd upstream4_;
+  UniqueFd upstream6_;
+};
+
+TEST_P(NatTrafficTest, Ipv4RedirectRecoversOriginalDestination) {
+  expectUpstreamReachableWithoutTable();
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  auto installed = gw_.in([&] { return installCapture(spec()); });
+  ASSERT_TRUE(installed.ok()) << installed.message();
+
+  auto dst = redirectedOriginalDst(listener->get(), "203.0.113.7:443");
+  ASSERT_TRUE(dst.ok()) << dst.message();
+  EXPECT_EQ(dst->toString(), "203.0.113.7:443");
+  EXPECT_TRUE(*dst == addr("203.0.113.7:443"));
+
+  // Any port, any destination: every sandbox TCP connection lands here.
+  auto other = redirectedOriginalDst(listener->get(), "198.51.100.9:22");
+  ASSERT_TRUE(other.ok()) << other.message();
+  EXPECT_EQ(other->toString(), "198.51.100.9:22");
+  expectUpstreamUntouched();
+}
+
+TEST_P(NatTrafficTest, Ipv6RedirectRecoversOriginalDestination) {
+  expectUpstreamReachableWithoutTable();
+  auto listener = listen("[fd99::1]:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  auto installed = gw_.in([&] { return installCapture(spec()); });
+  ASSERT_TRUE(installed.ok()) << installed.message();
+
+  auto dst = redirectedOriginalDst(listener->get(), "[2001:db8::7]:80");
+  ASSERT_TRUE(dst.ok()) << dst.message();
+  EXPECT_TRUE(dst->isV6());
+  EXPECT_EQ(dst->toString(), "[2001:db8::7]:80");
+  expectUpstreamUntouched();
+}
+
+TEST_P(NatTrafficTest, DualStackSocketGetsIpv4OriginalDestination) {
+  // An AF_INET6 socket bound to the IPv4-mapped gateway address accepts the
+  // redirected IPv4 flow; originalDst() must ask conntrack for IPv4.
+  auto listener = listen("[::ffff:10.99.0.1]:15001", false);
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  auto installed = gw_.in([&] { return installCapture(spec()); });
+  ASSERT_TRUE(installed.ok()) << installed.message();
+
+  auto dst = redirectedOriginalDst(listener->get(), "203.0.113.7:443");
+  ASSERT_TRUE(dst.ok()) << dst.message();
+  EXPECT_EQ(dst->toString(), "203.0.113.7:443");
+}
+
+TEST_P(NatTrafficTest, SandboxCannotReachOtherHostServices) {
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  auto ssh = listen("10.99.0.1:2222");
+  ASSERT_TRUE(ssh.ok()) << ssh.message();
+
+  // Without tollgate the host service is reachable (the test would prove
+  // nothing otherwise).
+  {
+    auto direct = connectFromClient("10.99.0.1:2222", kExpectSuccess);
+    ASSERT_TRUE(direct.ok()) << direct.message();
+    auto accepted = acceptWithin(ssh->get(), kExpectSuccess);
+    ASSERT_TRUE(accepted.ok()) << accepted.message();
+  }
+
+  auto installed = gw_.in([&] { return installCapture(spec()); });
+  ASSERT_TRUE(installed.ok()) << installed.message();
+
+  // TCP to the host's own service is redirected to the listener too: the
+  // gateway sees (and can refuse) it; the service never does.
+  auto dst = redirectedOriginalDst(listener->get(), "10.99.0.1:2222");
+  ASSERT_TRUE(dst.ok()) << dst.message();
+  EXPECT_EQ(dst->toString(), "10.99.0.1:2222");
+  EXPECT_FALSE(readableWithin(ssh->get(), 200ms));
+
+  // UDP to a host service is dropped at input.
+  auto udp = udpBound(gw_, "10.99.0.1:5353");
+  ASSERT_TRUE(udp.ok()) << udp.message();
+  ASSERT_TRUE(udpSendFromClient("10.99.0.1:5353").ok());
+  EXPECT_FALSE(readableWithin(udp->get(), 500ms)) << "UDP from the sandbox reached a host service";
+}
+
+// Kernel behaviour worth knowing: redirecting a connection whose destination
+// already *is* the redirect target (the listener's own address and port)
+// changes nothing, so conntrack never marks it DNAT and the input chain's
+// `ct status dnat` rule does not admit it. A sandbox dialling the listener
+// directly is dropped, not served; every other destination is redirected.
+TEST_P(NatTrafficTest, DirectConnectionToTheListenerItselfIsDropped) {
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  ASSERT_TRUE(gw_.in([&] { return installCapture(spec()); }).ok());
+  auto direct = connectFromClient("10.99.0.1:15001", kExpectFailure);
+  EXPECT_FALSE(direct.ok());
+  EXPECT_FALSE(readableWithin(listener->get(), 100ms));
+  // The gateway's own address on another port is redirected (and the
+  // gateway, seeing its own address as destination, can refuse it).
+  auto other_port = redirectedOriginalDst(listener->get(), "10.99.0.1:15002");
+  ASSERT_TRUE(other_port.ok()) << other_port.message();
+  EXPECT_EQ(other_port->toString(), "10.99.0.1:15002");
+}
+
+TEST_P(NatTrafficTest, NonTcpIsNotForwarded) {
+  auto up4 = udpBound(upstream_, "203.0.113.7:5353");
+  ASSERT_TRUE(up4.ok()) << up4.message();
+  auto up6 = udpBound(upstream_, "[2001:db8::7]:5353");
+  ASSERT_TRUE(up6.ok()) << up6.message();
+  // Without a table the datagrams are routed to upstream...
+  ASSERT_TRUE(udpSendFromClient("203.0.113.7:5353").ok());
+  ASSERT_TRUE(udpSendFromClient("[2001:db8::7]:5353").ok());
+  ASSERT_TRUE(readableWithin(up4->get(), kExpectSuccess)) << "topology broken";
+  ASSERT_TRUE(readableWithin(up6->get(), kExpectSuccess)) << "topology broken";
+  char buf[8];
+  ASSERT_EQ(::recv(up4->get(), buf, sizeof(buf), 0), 1);
+  ASSERT_EQ(::recv(up6->get(), buf, sizeof(buf), 0), 1);
+
+  // ...with capture installed they are dropped (fail closed until UDP
+  // admission exists).
+  ASSERT_TRUE(gw_.in([&] { return installCapture(spec()); }).ok());
+  ASSERT_TRUE(udpSendFromClient("203.0.113.7:5353").ok());
+  ASSERT_TRUE(udpSendFromClient("[2001:db8::7]:5353").ok());
+  EXPECT_FALSE(readableWithin(up4->get(), 500ms)) << "UDP escaped to upstream";
+  EXPECT_FALSE(readableWithin(up6->get(), 100ms)) << "UDP/IPv6 escaped to upstream";
+}
+
+TEST_P(NatTrafficTest, BlockStopsEverything) {
+  auto udp4 = udpBound(upstream_, "203.0.113.7:5353");
+  ASSERT_TRUE(udp4.ok()) << udp4.message();
+  auto udp6 = udpBound(upstream_, "[2001:db8::7]:5353");
+  ASSERT_TRUE(udp6.ok()) << udp6.message();
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  auto listener6 = listen("[fd99::1]:15001");
+  ASSERT_TRUE(listener6.ok()) << listener6.message();
+  // Routing to upstream works, so only the table stands in the way.
+  expectUpstreamReachableWithoutTable();
+
+  // Capture first: traffic flows.
+  ASSERT_TRUE(gw_.in([&] { return installCapture(spec()); }).ok());
+  auto before = redirectedOriginalDst(listener->get(), "203.0.113.7:443");
+  ASSERT_TRUE(before.ok()) << before.message();
+
+  auto blocked = gw_.in([&] { return installBlock({iface_}); });
+  ASSERT_TRUE(blocked.ok()) << blocked.message();
+
+  const auto start = std::chrono::steady_clock::now();
+  for (const char* to :
+       {"203.0.113.7:443", "10.99.0.1:15001", "[2001:db8::7]:80", "[fd99::1]:15001"}) {
+    auto conn = connectFromClient(to, kExpectFailure);
+    EXPECT_FALSE(conn.ok()) << "connection to " << to << " escaped the block";
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4 * kExpectFailure + 2000ms);
+  EXPECT_FALSE(readableWithin(listener->get(), 100ms));
+  EXPECT_FALSE(readableWithin(listener6->get(), 100ms));
+  expectUpstreamUntouched();
+  // One-way traffic (which a TCP handshake check would miss) stays in too.
+  ASSERT_TRUE(udpSendFromClient("203.0.113.7:5353").ok());
+  ASSERT_TRUE(udpSendFromClient("[2001:db8::7]:5353").ok());
+  EXPECT_FALSE(readableWithin(udp4->get(), 500ms)) << "UDP escaped the block";
+  EXPECT_FALSE(readableWithin(udp6->get(), 100ms)) << "UDP/IPv6 escaped the block";
+
+  // Removing the table (on_exit: open) lets the direct connection through
+  // again: the block, not something else, was stopping it.
+  ASSERT_TRUE(gw_.in([] { return removeTable(); }).ok());
+  auto after = connectFromClient("10.99.0.1:15001", kExpectSuccess);
+  EXPECT_TRUE(after.ok()) << after.message();
+}
+
+TEST_P(NatTrafficTest, Ipv6BlockDropsIpv6ButKeepsNeighbourDiscovery) {
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  auto listener6 = listen("[fd99::1]:15001");
+  ASSERT_TRUE(listener6.ok()) << listener6.message();
+  ASSERT_TRUE(gw_.in([&] { return installCapture(spec(false)); }).ok());
+
+  auto v4 = redirectedOriginalDst(listener->get(), "203.0.113.7:443");
+  ASSERT_TRUE(v4.ok()) << v4.message();
+  EXPECT_EQ(v4->toString(), "203.0.113.7:443");
+
+  auto v6 = connectFromClient("[2001:db8::7]:80", kExpectFailure);
+  EXPECT_FALSE(v6.ok()) << "IPv6 escaped `ipv6: block`";
+  auto direct6 = connectFromClient("[fd99::1]:15001", kExpectFailure);
+  EXPECT_FALSE(direct6.ok());
+  EXPECT_FALSE(readableWithin(listener6->get(), 100ms));
+
+  // The SYNs above needed the gateway's link-layer address: neighbour
+  // discovery went through, so the link itself still works.
+  auto neigh = client_.exec("ip -6 neigh show fd99::1 dev tgc0");
+  EXPECT_THAT(neigh.out, HasSubstr("lladdr")) << neigh.out;
+}
+
+TEST_P(NatTrafficTest, OriginalDstOfUnredirectedSocketFailsClearly) {
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  // No table: the client reaches the listener directly. conntrack still has
+  // an entry (its original destination is the listener itself).
+  auto conn = connectFromClient("10.99.0.1:15001", kExpectSuccess);
+  ASSERT_TRUE(conn.ok()) << conn.message();
+  auto accepted = acceptWithin(listener->get(), kExpectSuccess);
+  ASSERT_TRUE(accepted.ok()) << accepted.message();
+  auto dst = originalDst(accepted->get());
+  if (dst.ok()) {
+    EXPECT_EQ(dst->toString(), "10.99.0.1:15001");
+  } else {
+    EXPECT_THAT(dst.message(), HasSubstr("original destination"));
+  }
+
+  // Not a socket at all.
+  auto bad = originalDst(-1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.message(), HasSubstr("original destination"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Topologies, NatTrafficTest,
+                         ::testing::Values(Topology::kVeth, Topology::kBridge,
+                                           Topology::kBridgeNetfilter),
+                         [](const ::testing::TestParamInfo<Topology>& info) {
+                           switch (info.param) {
+                             case Topology::kVeth:
+                               return std::string("Veth");
+                             case Topology::kBridge:
+                               return std::string("Bridge");
+                             case Topology::kBridgeNetfilter:
+                               return std::string("BridgeNetfilter");
+                           }
+                           return std::string("Unknown");
+                         });
+
+}  // namespace
+}  // namespace tollgate::nat

@@ -1,0 +1,436 @@
+// Pure tests of the ruleset builders: which chains, which rules, which
+// expressions and bytes. No kernel, no privileges.
+#include "nat/ruleset.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
+
+#include <string>
+#include <vector>
+
+namespace tollgate::nat {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+CaptureSpec spec(std::vector<std::string> ifaces, uint16_t port = 15001, bool ipv6 = true) {
+  CaptureSpec s;
+  s.interfaces = std::move(ifaces);
+  s.listen_port = port;
+  s.ipv6_capture = ipv6;
+  return s;
+}
+
+std::vector<std::string> ruleTexts(const Ruleset& rs, const std::string& chain) {
+  std::vector<std::string> out;
+  for (const Rule& r : rs.rules) {
+    if (r.chain == chain) {
+      out.push_back(r.text);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> chainNames(const Ruleset& rs) {
+  std::vector<std::string> out;
+  for (const Chain& c : rs.chains) {
+    out.push_back(c.name);
+  }
+  return out;
+}
+
+const Chain& chainNamed(const Ruleset& rs, const std::string& name) {
+  for (const Chain& c : rs.chains) {
+    if (c.name == name) {
+      return c;
+    }
+  }
+  static const Chain kNone{};
+  ADD_FAILURE() << "no chain " << name;
+  return kNone;
+}
+
+// ---- interface names ------------------------------------------------------
+
+struct NameCase {
+  std::string name;
+  bool valid;
+};
+
+class InterfaceNameTest : public ::testing::TestWithParam<NameCase> {};
+
+TEST_P(InterfaceNameTest, ValidatesLikeTheKernel) {
+  const NameCase& c = GetParam();
+  auto r = validateInterfaceName(c.name);
+  EXPECT_EQ(r.ok(), c.valid) << "'" << c.name << "': " << (r ? "ok" : r.message());
+  if (!r.ok() && !c.name.empty()) {
+    EXPECT_THAT(r.message(), HasSubstr("interface '" + c.name + "'"));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Names, InterfaceNameTest,
+    ::testing::Values(NameCase{"br0", true}, NameCase{"veth-sb.12", true}, NameCase{"a", true},
+                      NameCase{"fifteen-bytes15", true},    // 15 bytes: the maximum
+                      NameCase{"sixteen-bytes-16", false},  // 16 bytes: no room for the NUL
+                      NameCase{"", false}, NameCase{".", false}, NameCase{"..", false},
+                      NameCase{"br/0", false}, NameCase{"br:0", false}, NameCase{"br 0", false},
+                      NameCase{"br\t0", false}, NameCase{std::string("br\0x", 4), false},
+                      NameCase{"br*", false}, NameCase{"tap+", true}));
+
+TEST(NormalizeInterfaces, RejectsEmptyList) {
+  auto r = normalizeInterfaces({});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("no sandbox interfaces"));
+}
+
+TEST(NormalizeInterfaces, DropsDuplicatesKeepingOrder) {
+  auto r = normalizeInterfaces({"br1", "br0", "br1", "br0"});
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_THAT(*r, ElementsAre("br1", "br0"));
+}
+
+TEST(NormalizeInterfaces, NamesTheBadInterface) {
+  auto r = normalizeInterfaces({"br0", "bad/name"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("interface 'bad/name'"));
+}
+
+TEST(NormalizeInterfaces, CapsTheCount) {
+  std::vector<std::string> many;
+  for (size_t i = 0; i <= kMaxInterfaces; ++i) {
+    many.push_back("veth" + std::to_string(i));
+  }
+  auto r = normalizeInterfaces(many);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("too many"));
+  many.pop_back();
+  EXPECT_TRUE(normalizeInterfaces(many).ok());
+}
+
+TEST(EncodeIfname, ZeroPadsToIfnamsiz) {
+  Bytes key = encodeIfname("br0");
+  ASSERT_EQ(key.size(), 16u);
+  EXPECT_EQ(key[0], 'b');
+  EXPECT_EQ(key[1], 'r');
+  EXPECT_EQ(key[2], '0');
+  for (size_t i = 3; i < key.size(); ++i) {
+    EXPECT_EQ(key[i], 0) << i;
+  }
+  Bytes longest = encodeIfname("fifteen-bytes15");
+  ASSERT_EQ(longest.size(), 16u);
+  EXPECT_EQ(longest[14], '5');
+  EXPECT_EQ(longest[15], 0);  // always NUL-terminated
+}
+
+// ---- capture ruleset ------------------------------------------------------
+
+TEST(CaptureRuleset, ChainsHookBeforeDockerAndFilter) {
+  auto rs = buildCaptureRuleset(spec({"br0"}));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting", "input", "forward"));
+  const Chain& pre = chainNamed(*rs, "prerouting");
+  EXPECT_EQ(pre.type, "nat");
+  EXPECT_EQ(pre.hook, static_cast<uint32_t>(NF_INET_PRE_ROUTING));
+  EXPECT_EQ(pre.priority, -110);
+  EXPECT_LT(pre.priority, -100);  // Docker's dstnat
+  const Chain& in = chainNamed(*rs, "input");
+  EXPECT_EQ(in.type, "filter");
+  EXPECT_EQ(in.hook, static_cast<uint32_t>(NF_INET_LOCAL_IN));
+  EXPECT_EQ(in.priority, -10);
+  const Chain& fwd = chainNamed(*rs, "forward");
+  EXPECT_EQ(fwd.type, "filter");
+  EXPECT_EQ(fwd.hook, static_cast<uint32_t>(NF_INET_FORWARD));
+  EXPECT_EQ(fwd.priority, -10);
+}
+
+TEST(CaptureRuleset, RulesReadAsIntended) {
+  auto rs = buildCaptureRuleset(spec({"br0"}, 15001));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(ruleTexts(*rs, "prerouting"),
+              ElementsAre("iifname @sandbox_ifaces meta l4proto tcp counter redirect to :15001"));
+  EXPECT_THAT(ruleTexts(*rs, "input"),
+              ElementsAre("iifname @sandbox_ifaces ct state established,related counter accept",
+                          "iifname @sandbox_ifaces ct status dnat tcp dport 15001 counter accept",
+                          "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces counter drop"));
+  EXPECT_THAT(ruleTexts(*rs, "forward"),
+              ElementsAre("iifname @sandbox_ifaces counter drop",
+                          "oifname @sandbox_ifaces ct state ! established,related counter drop"));
+}
+
+TEST(CaptureRuleset, Ipv6BlockDropsIpv6BeforeNatAndRedirectsOnlyIpv4) {
+  auto rs = buildCaptureRuleset(spec({"br0"}, 15001, false));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting_filter", "prerouting", "input", "forward"));
+  const Chain& raw = chainNamed(*rs, "prerouting_filter");
+  EXPECT_EQ(raw.type, "filter");
+  EXPECT_EQ(raw.hook, static_cast<uint32_t>(NF_INET_PRE_ROUTING));
+  EXPECT_EQ(raw.priority, -160);
+  EXPECT_LT(raw.priority, chainNamed(*rs, "prerouting").priority);
+  EXPECT_THAT(ruleTexts(*rs, "prerouting_filter"),
+              ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop"));
+  EXPECT_THAT(
+      ruleTexts(*rs, "prerouting"),
+      ElementsAre(
+          "iifname @sandbox_ifaces meta nfproto ipv4 meta l4proto tcp counter redirect to :15001"));
+}
+
+TEST(CaptureRuleset, ListenPortAppearsInRedirectAndInputRule) {
+  auto rs = buildCaptureRuleset(spec({"br0"}, 8443));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(ruleTexts(*rs, "prerouting"), ElementsAre(HasSubstr("redirect to :8443")));
+  EXPECT_THAT(ruleTexts(*rs, "input")[1], HasSubstr("tcp dport 8443"));
+}
+
+TEST(CaptureRuleset, RedirectEncodesPortInNetworkOrderInRegister1) {
+  auto rs = buildCaptureRuleset(spec({"br0"}, 15001));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  const Rule& redirect = rs->rules.front();
+  ASSERT_EQ(redirect.chain, "prerouting");
+  ASSERT_GE(redirect.exprs.size(), 2u);
+  const auto* imm = std::get_if<expr::Immediate>(&redirect.exprs[redirect.exprs.size() - 2]);
+  const auto* redir = std::get_if<expr::Redirect>(&redirect.exprs.back());
+  ASSERT_NE(imm, nullptr);
+  ASSERT_NE(redir, nullptr);
+  EXPECT_EQ(imm->dreg, static_cast<uint32_t>(NFT_REG_1));
+  EXPECT_EQ(imm->data, (Bytes{0x3a, 0x99}));  // 15001 = 0x3a99, big-endian
+  EXPECT_EQ(redir->proto_min_reg, static_cast<uint32_t>(NFT_REG_1));
+  EXPECT_EQ(redir->flags, static_cast<uint32_t>(NF_NAT_RANGE_PROTO_SPECIFIED));
+}
+
+TEST(CaptureRuleset, InputAcceptsOnlyRedirectedTcpToTheListenerPort) {
+  auto rs = buildCaptureRuleset(spec({"br0"}, 15001));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  const Rule& listener = rs->rules[2];
+  ASSERT_EQ(listener.chain, "input");
+  ASSERT_THAT(listener.text, HasSubstr("ct status dnat"));
+  EXPECT_THAT(listener.exprs,
+              ElementsAre(Expr(expr::Meta{NFT_META_IIFNAME, NFT_REG_1}),
+                          Expr(expr::Lookup{NFT_REG_1, "sandbox_ifaces", kIfaceSetId, false}),
+                          Expr(expr::Ct{NFT_CT_STATUS, NFT_REG_1}), ::testing::_,
+                          Expr(expr::Cmp{NFT_REG_1, NFT_CMP_NEQ, Bytes{0, 0, 0, 0}}),
+                          Expr(expr::Meta{NFT_META_L4PROTO, NFT_REG_1}),
+                          Expr(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{IPPROTO_TCP}}),
+                          Expr(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1}),
+                          Expr(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{0x3a, 0x99}}),
+                          Expr(expr::Counter{}), Expr(expr::Verdict{NF_ACCEPT})));
+}
+
+// The table must never touch traffic of other interfaces: every rule starts
+// by matching the sandbox interface set, and every rule is counted and ends
+// in a verdict or the redirect.
+class EveryRuleTest : public ::testing::TestWithParam<int> {
+ protected:
+  Ruleset build() const {
+    Result<Ruleset> rs = GetParam() == 0 ? buildCaptureRuleset(spec({"br0", "tap1"}))
+                         : GetParam() == 1
+                             ? buildCaptureRuleset(spec({"br0", "tap1"}, 15001, false))
+                             : buildBlockRuleset({"br0", "tap1"});
+    EXPECT_TRUE(rs.ok());
+    return rs.ok() ? *rs : Ruleset{};
+  }
+};
+
+TEST_P(EveryRuleTest, StartsWithTheSandboxInterfaceSet) {
+  Ruleset rs = build();
+  ASSERT_FALSE(rs.rules.empty());
+  for (const Rule& r : rs.rules) {
+    ASSERT_GE(r.exprs.size(), 3u) << r.text;
+    const auto* meta = std::get_if<expr::Meta>(&r.exprs[0]);
+    const auto* lookup = std::get_if<expr::Lookup>(&r.exprs[1]);
+    ASSERT_NE(meta, nullptr) << r.text;
+    ASSERT_NE(lookup, nullptr) << r.text;
+    EXPECT_TRUE(meta->key == NFT_META_IIFNAME || meta->key == NFT_META_OIFNAME) << r.text;
+    EXPECT_EQ(lookup->set, kIfaceSet) << r.text;
+    EXPECT_FALSE(lookup->inverted) << r.text;
+    EXPECT_EQ(meta->dreg, lookup->sreg) << r.text;
+  }
+}
+
+TEST_P(EveryRuleTest, IsCountedCommentedAndTerminal) {
+  Ruleset rs = build();
+  for (const Rule& r : rs.rules) {
+    bool counted = false;
+    for (const Expr& e : r.exprs) {
+      counted = counted || std::holds_alternative<expr::Counter>(e);
+    }
+    EXPECT_TRUE(counted) << r.text;
+    EXPECT_TRUE(std::holds_alternative<expr::Verdict>(r.exprs.back()) ||
+                std::holds_alternative<expr::Redirect>(r.exprs.back()))
+        << r.text;
+    EXPECT_FALSE(r.comment.empty()) << r.text;
+    EXPECT_LE(r.comment.size(), kMaxCommentLen) << r.comment;
+  }
+  for (const Chain& c : rs.chains) {
+    EXPECT_FALSE(c.comment.empty()) << c.name;
+    EXPECT_LE(c.comment.size(), kMaxCommentLen) << c.comment;
+  }
+  for (const Set& s : rs.sets) {
+    EXPECT_LE(s.comment.size(), kMaxCommentLen) << s.comment;
+  }
+  EXPECT_LE(rs.comment.size(), kMaxCommentLen);
+}
+
+TEST_P(EveryRuleTest, RefersOnlyToSetsItDefinesWithTheirIds) {
+  Ruleset rs = build();
+  for (const Rule& r : rs.rules) {
+    for (const Expr& e : r.exprs) {
+      if (const auto* lookup = std::get_if<expr::Lookup>(&e)) {
+        bool defined = false;
+        for (const Set& s : rs.sets) {
+          defined = defined || (s.name == lookup->set && s.id == lookup->set_id);
+        }
+        EXPECT_TRUE(defined) << r.text;
+      }
+    }
+    bool chain_defined = false;
+    for (const Chain& c : rs.chains) {
+      chain_defined = chain_defined || c.name == r.chain;
+    }
+    EXPECT_TRUE(chain_defined) << r.chain;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Rulesets, EveryRuleTest, ::testing::Values(0, 1, 2),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(info.param == 0   ? "Capture"
+                                              : info.param == 1 ? "CaptureIpv6Block"
+                                                                : "Block");
+                         });
+
+TEST(CaptureRuleset, SetsHoldInterfacesAndNeighbourDiscoveryOnly) {
+  auto rs = buildCaptureRuleset(spec({"br0", "tap1", "br0"}));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  ASSERT_EQ(rs->sets.size(), 2u);
+  const Set& ifaces = rs->sets[0];
+  EXPECT_EQ(ifaces.name, "sandbox_ifaces");
+  EXPECT_EQ(ifaces.key_type, kNftTypeIfname);
+  EXPECT_EQ(ifaces.key_len, 16u);
+  EXPECT_EQ(ifaces.key_byteorder, kNftByteorderHost);
+  ASSERT_EQ(ifaces.elements.size(), 2u);  // duplicate dropped
+  EXPECT_EQ(ifaces.elements[0].key, encodeIfname("br0"));
+  EXPECT_EQ(ifaces.elements[1].key, encodeIfname("tap1"));
+  EXPECT_EQ(ifaces.elements[1].text, "\"tap1\"");
+
+  const Set& nd = rs->sets[1];
+  EXPECT_EQ(nd.name, "nd_types");
+  EXPECT_EQ(nd.key_type, kNftTypeIcmpv6Type);
+  EXPECT_EQ(nd.key_len, 1u);
+  EXPECT_EQ(nd.flags, static_cast<uint32_t>(NFT_SET_CONSTANT));
+  std::vector<uint8_t> types;
+  for (const SetElement& e : nd.elements) {
+    ASSERT_EQ(e.key.size(), 1u);
+    types.push_back(e.key[0]);
+  }
+  // RS, NS, NA. Never router advertisements (134) or redirects (137): a
+  // sandbox must not reconfigure the host's routing.
+  EXPECT_THAT(types, ElementsAre(133, 135, 136));
+}
+
+TEST(CaptureRuleset, RejectsBadSpecNamingTheField) {
+  auto no_port = buildCaptureRuleset(spec({"br0"}, 0));
+  ASSERT_FALSE(no_port.ok());
+  EXPECT_THAT(no_port.message(), HasSubstr("listen_port"));
+  auto no_iface = buildCaptureRuleset(spec({}));
+  ASSERT_FALSE(no_iface.ok());
+  EXPECT_THAT(no_iface.message(), HasSubstr("interfaces"));
+  auto bad_iface = buildCaptureRuleset(spec({"br0", "way-too-long-ifname"}));
+  ASSERT_FALSE(bad_iface.ok());
+  EXPECT_THAT(bad_iface.message(), HasSubstr("'way-too-long-ifname'"));
+}
+
+// ---- block ruleset --------------------------------------------------------
+
+TEST(BlockRuleset, DropsEverythingButNeighbourDiscovery) {
+  auto rs = buildBlockRuleset({"br0"});
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(chainNames(*rs), ElementsAre("input", "forward"));
+  EXPECT_THAT(ruleTexts(*rs, "input"),
+              ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces counter drop"));
+  EXPECT_THAT(ruleTexts(*rs, "forward"), ElementsAre("iifname @sandbox_ifaces counter drop",
+                                                     "oifname @sandbox_ifaces counter drop"));
+  for (const Rule& r : rs->rules) {
+    for (const Expr& e : r.exprs) {
+      EXPECT_FALSE(std::holds_alternative<expr::Redirect>(e)) << r.text;
+    }
+  }
+}
+
+TEST(BlockRuleset, RejectsEmptyInterfaces) { EXPECT_FALSE(buildBlockRuleset({}).ok()); }
+
+// ---- batch plans ----------------------------------------------------------
+
+std::vector<std::string> kinds(const std::vector<Message>& plan) {
+  std::vector<std::string> out;
+  for (const Message& m : plan) {
+    out.push_back(std::visit(
+        [](const auto& v) -> std::string {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, msg::EnsureTable>) {
+            return "ensure-table";
+          } else if constexpr (std::is_same_v<T, msg::DeleteTable>) {
+            return "delete-table";
+          } else if constexpr (std::is_same_v<T, msg::CreateTable>) {
+            return "create-table";
+          } else if constexpr (std::is_same_v<T, msg::AddSet>) {
+            return "set " + v.set.name;
+          } else if constexpr (std::is_same_v<T, msg::AddSetElements>) {
+            return "elements " + v.set.name;
+          } else if constexpr (std::is_same_v<T, msg::AddChain>) {
+            return "chain " + v.chain.name;
+          } else {
+            return "rule " + v.rule.chain;
+          }
+        },
+        m));
+  }
+  return out;
+}
+
+TEST(PlanReplace, DeletesAnyStaleTableThenBuildsInDependencyOrder) {
+  auto rs = buildCaptureRuleset(spec({"br0"}));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(kinds(planReplace(*rs)),
+              ElementsAre("ensure-table", "delete-table", "create-table", "set sandbox_ifaces",
+                          "elements sandbox_ifaces", "set nd_types", "elements nd_types",
+                          "chain prerouting", "chain input", "chain forward", "rule prerouting",
+                          "rule input", "rule input", "rule input", "rule input", "rule forward",
+                          "rule forward"));
+}
+
+TEST(PlanReplace, CarriesTheTableComment) {
+  auto rs = buildBlockRuleset({"br0"});
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  auto plan = planReplace(*rs);
+  ASSERT_GE(plan.size(), 3u);
+  const auto* create = std::get_if<msg::CreateTable>(&plan[2]);
+  ASSERT_NE(create, nullptr);
+  EXPECT_THAT(create->comment, HasSubstr("block"));
+}
+
+TEST(PlanRemove, EnsuresThenDeletesSoAMissingTableIsNotAnError) {
+  EXPECT_THAT(kinds(planRemove()), ElementsAre("ensure-table", "delete-table"));
+}
+
+TEST(Describe, NamesTheObject) {
+  auto rs = buildCaptureRuleset(spec({"br0", "br9"}));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  auto plan = planReplace(*rs);
+  EXPECT_EQ(describe(plan[1]), "delete existing table inet tollgate");
+  EXPECT_EQ(describe(plan[4]), "add elements to set sandbox_ifaces { \"br0\", \"br9\" }");
+  EXPECT_EQ(describe(plan[7]), "create chain prerouting (type nat, priority -110)");
+  EXPECT_EQ(describe(plan[10]),
+            "add rule to chain prerouting: `iifname @sandbox_ifaces meta l4proto tcp counter "
+            "redirect to :15001`");
+}
+
+}  // namespace
+}  // namespace tollgate::nat

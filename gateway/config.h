@@ -1,0 +1,137 @@
+// The tollgate configuration: the data model of DESIGN.md "Config (YAML) —
+// the contract" and its loader/validator. Pure: parseConfig() touches no
+// files; loadConfig() reads exactly one. Secret values are never read here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/sockaddr.h"
+#include "gateway/cidr.h"
+#include "gateway/host_pattern.h"
+
+namespace tollgate::gateway {
+
+enum class Action { Passthrough, Deny, Mitm };
+// "passthrough" | "deny" | "mitm".
+std::string_view actionName(Action action);
+
+// Inclusive destination port range; config accepts 443 or "8000-8100".
+struct PortRange {
+  uint16_t lo = 0;
+  uint16_t hi = 0;
+  bool contains(uint16_t port) const { return port >= lo && port <= hi; }
+  std::string toString() const;  // "443" or "8000-8100"
+  bool operator==(const PortRange& o) const = default;
+};
+
+struct Rule {
+  size_t index = 0;  // 0-based position in the sandbox's `rules:` list
+  std::string name;  // optional `name:` key, else ""
+  std::vector<HostPattern> hosts;
+  std::vector<Cidr> cidrs;
+  std::vector<PortRange> ports;
+  Action action = Action::Deny;
+  std::vector<std::string> credentials;  // names of Config::credentials (mitm rules only)
+
+  // The name if set, else the index as decimal ("0", "1", ...): what audit
+  // records carry in `rule`.
+  std::string label() const;
+};
+
+// One `udp:` entry: datagrams to a destination in `cidrs` (any, if empty) and
+// a port in `ports` (any, if empty) are admitted. At least one is non-empty.
+struct UdpRule {
+  std::vector<Cidr> cidrs;
+  std::vector<PortRange> ports;
+};
+
+enum class DnsMode { Policy, Open };
+
+struct Sandbox {
+  std::string name;
+  std::vector<Cidr> sources;
+  Action default_action = Action::Deny;
+  std::vector<Rule> rules;
+  DnsMode dns = DnsMode::Policy;
+  std::vector<UdpRule> udp;
+};
+
+struct CredentialSource {
+  enum Kind { Env, File } kind = Env;
+  std::string ref;  // environment variable name, or absolute file path
+};
+
+struct Credential {
+  std::string name;
+  CredentialSource source;
+  std::string placeholder;  // >= 24 chars of [A-Za-z0-9._~-]; unique, no substring of another
+  std::vector<HostPattern> hosts;  // non-empty: the only hosts the value may go to
+  std::string inject_header;       // exactly one of inject_header / inject_query is set
+  std::string inject_query;
+  std::string format = "{value}";  // contains "{value}" exactly once
+};
+
+enum class CaptureMode { Redirect, Tproxy };
+enum class Ipv6Mode { Capture, Block };
+enum class OnExit { Block, Open };
+enum class DenyStyle { TlsAlert, Http403 };
+
+struct GatewayConfig {
+  std::vector<std::string> interfaces;  // non-empty, unique, valid Linux interface names
+  CaptureMode capture = CaptureMode::Redirect;
+  uint16_t listen_port = 15001;  // never 0, never 53
+  Ipv6Mode ipv6 = Ipv6Mode::Capture;
+  std::string state_dir = "/var/lib/tollgate";
+  std::string ca_cert;                 // default state_dir + "/ca.crt"
+  std::string ca_key;                  // default state_dir + "/ca.key"
+  std::string upstream_ca = "system";  // "system" or an absolute PEM bundle path
+  bool resolvers_system = true;
+  std::vector<SockAddr> resolvers;  // set when !resolvers_system; port 53 unless given
+  std::map<std::string, std::vector<SockAddr>> static_hosts;  // keys canonical (A-labels); port 0
+  std::string audit_log = "-";                                // "-" (stdout) or an absolute path
+  std::string metrics;  // "" (off), "IP:PORT" or "unix:/abs/path"
+  std::string control = "/run/tollgate/control.sock";
+  std::optional<std::string> user;
+  OnExit on_exit = OnExit::Block;
+  uint32_t peek_timeout_ms = 3000;  // 10..60000
+  uint32_t opaque_wait_ms = 300;    // 0..peek_timeout_ms
+  DenyStyle deny_style = DenyStyle::TlsAlert;
+};
+
+struct Config {
+  std::string path;
+  GatewayConfig gateway;
+  std::vector<Cidr> deny_cidrs;  // `default` expanded (defaultDenyCidrs())
+  std::vector<Sandbox> sandboxes;
+  std::map<std::string, Credential> credentials;
+};
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the error is about the file as a whole
+  int column = 0;  // 1-based; 0 when the error is about the file as a whole
+  std::string message;
+  // "FILE:LINE:COL: message".
+  std::string toString() const;
+};
+
+// Parses and validates a config document. `path` is only used to name the
+// file in errors and is stored in Config::path. On failure returns every
+// error found (capped at a few hundred), each with the 1-based line and
+// column of the offending YAML node. Never throws.
+std::variant<Config, std::vector<ConfigError>> parseConfig(std::string_view yaml_text,
+                                                           const std::string& path);
+// Reads `path` (at most 16 MiB) and parses it. An unreadable file yields one
+// error "FILE:0:0: cannot read: <strerror>".
+std::variant<Config, std::vector<ConfigError>> loadConfig(const std::string& path);
+
+// DESIGN.md "Default deny_cidrs", IPv4 first, in the documented order.
+std::vector<Cidr> defaultDenyCidrs();
+
+}  // namespace tollgate::gateway

@@ -1,0 +1,422 @@
+#include "gateway/flow.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "gateway/counters.h"
+#include "gateway/deny.h"
+
+namespace tollgate::gateway {
+namespace {
+
+// After a refusal, read and discard what the client still sends for this
+// long (bounded), so close() sends FIN rather than a RST that could destroy
+// the refusal before the client reads it.
+constexpr std::chrono::milliseconds kRefuseLinger{1000};
+constexpr size_t kRefuseDrainMax = 64 * 1024;
+constexpr std::chrono::milliseconds kConnectTimeout{5000};
+constexpr size_t kMaxConnectAttempts = 4;
+
+void setNoDelay(int fd) {
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+std::string_view protoName(sni::Protocol p) {
+  switch (p) {
+    case sni::Protocol::Tls:
+      return "tls";
+    case sni::Protocol::Http:
+      return "http";
+    default:
+      return "opaque";
+  }
+}
+
+}  // namespace
+
+Flow::Flow(FlowEnv env, std::shared_ptr<const Runtime> rt, UniqueFd client, SockAddr src,
+           SockAddr dst, DoneFn done, void* done_owner)
+    : env_(env),
+      rt_(std::move(rt)),
+      client_(std::move(client)),
+      src_(src),
+      dst_(dst),
+      done_(done),
+      done_owner_(done_owner),
+      accepted_(std::chrono::steady_clock::now()) {
+  rec_.src = src_.toString();
+  rec_.dst = dst_.toString();
+  rec_.proto = "opaque";
+}
+
+Flow::~Flow() = default;
+
+std::chrono::milliseconds Flow::sinceAccept() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               accepted_);
+}
+
+void Flow::armTimer(std::chrono::milliseconds ms) {
+  if (!timer_ev_) {
+    timer_ev_.reset(evtimer_new(env_.base, &Flow::onTimer, this));
+  }
+  timeval tv = toTimeval(static_cast<uint64_t>(std::max<int64_t>(ms.count(), 0)));
+  evtimer_add(timer_ev_.get(), &tv);
+}
+
+void Flow::start() {
+  env_.counters->add(Counter::kFlowsAccepted);
+  env_.counters->add(Counter::kFlowsActive);
+  setNoDelay(client_.get());
+  const Config& cfg = *rt_->config;
+  if (const Sandbox* sb = selectSandbox(cfg, src_)) {
+    rec_.sandbox = sb->name;
+  }
+  // Server-speaks-first protocols (SSH, SMTP) must not stall: when no rule
+  // that could match depends on a name, decide now without waiting for bytes.
+  // Refusals still wait briefly so the refusal can speak the client's protocol.
+  if (auto early = decideWithoutName(cfg, src_, dst_); early && early->action != Action::Deny) {
+    env_.counters->add(Counter::kDecidedEarly);
+    act(*early, std::nullopt);
+    return;
+  }
+  client_ev_.reset(
+      event_new(env_.base, client_.get(), EV_READ | EV_PERSIST, &Flow::onClientReadable, this));
+  event_add(client_ev_.get(), nullptr);
+  armTimer(std::chrono::milliseconds(cfg.gateway.opaque_wait_ms));
+}
+
+void Flow::onClientReadable(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Flow*>(arg);
+  if (self->state_ == State::Peeking) {
+    self->readPeek();
+  } else if (self->state_ == State::Refusing) {
+    self->drainThenClose();
+  }
+}
+
+void Flow::onTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Flow*>(arg);
+  if (self->state_ == State::Peeking) {
+    self->peekDeadline();
+  } else if (self->state_ == State::Refusing) {
+    self->finish();
+  }
+}
+
+void Flow::readPeek() {
+  uint8_t chunk[4096];
+  size_t room = sni::kMaxPeekBytes - buf_.size();
+  ssize_t n = read(client_.get(), chunk, std::min(room, sizeof(chunk)));
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      return;
+    }
+    rec_.action = "none";
+    rec_.reason = "client_error";
+    finish();
+    return;
+  }
+  if (n == 0) {
+    rec_.action = "none";
+    rec_.reason = got_bytes_ ? "client_closed_during_peek" : "client_closed";
+    finish();
+    return;
+  }
+  buf_.insert(buf_.end(), chunk, chunk + n);
+  if (!got_bytes_) {
+    got_bytes_ = true;
+    // From the first byte on, the whole head must arrive within the total
+    // peek deadline counted from accept (not per byte: no slowloris).
+    auto total = std::chrono::milliseconds(rt_->config->gateway.peek_timeout_ms);
+    armTimer(total - sinceAccept());
+  }
+  peek_ = peeker_.update(std::span<const uint8_t>(buf_.data(), buf_.size()));
+  rec_.proto = std::string(protoName(peek_.protocol));
+  switch (peek_.status) {
+    case sni::Status::NeedMore:
+      if (buf_.size() >= sni::kMaxPeekBytes) {
+        env_.counters->add(Counter::kPeekInvalid);
+        rec_.action = "deny";
+        refuse("peek_too_large");
+      }
+      return;
+    case sni::Status::Invalid:
+      env_.counters->add(Counter::kPeekInvalid);
+      rec_.action = "deny";
+      refuse(peek_.reason.empty() ? "peek_invalid" : peek_.reason);
+      return;
+    case sni::Status::Done:
+      break;
+  }
+  std::optional<sni::HostName> name;
+  if (peek_.protocol == sni::Protocol::Tls) {
+    env_.counters->add(Counter::kPeekTls);
+    rec_.has_tls = true;
+    rec_.tls_version = peek_.tls.versionName();
+    rec_.tls_alpn = peek_.tls.alpn;
+    rec_.tls_ech = peek_.tls.ech;
+    name = peek_.tls.sni;
+    if (!name) {
+      env_.counters->add(Counter::kSniMissing);
+    } else {
+      rec_.sni = name->name;
+    }
+  } else if (peek_.protocol == sni::Protocol::Http) {
+    env_.counters->add(Counter::kPeekHttp);
+    rec_.has_http = true;
+    rec_.http_method = peek_.http.method;
+    rec_.http_path = pathWithoutQuery(peek_.http.target);
+    name = peek_.http.host;
+    if (name) {
+      rec_.host = name->name;
+    }
+  } else {
+    env_.counters->add(Counter::kPeekOpaque);
+  }
+  decideAndAct(std::move(name));
+}
+
+void Flow::peekDeadline() {
+  if (!got_bytes_) {
+    // A silent client: treat as opaque and decide by destination.
+    env_.counters->add(Counter::kPeekOpaque);
+    rec_.proto = "opaque";
+    decideAndAct(std::nullopt);
+    return;
+  }
+  env_.counters->add(Counter::kPeekTimeout);
+  rec_.action = "deny";
+  refuse("peek_timeout");
+}
+
+void Flow::decideAndAct(std::optional<sni::HostName> name) {
+  event_del(client_ev_.get());
+  event_del(timer_ev_.get());
+  FlowFacts facts{src_, dst_, name};
+  act(decide(*rt_->config, facts), name);
+}
+
+void Flow::act(const Decision& d, const std::optional<sni::HostName>& name) {
+  rec_.action = std::string(actionName(d.action));
+  rec_.reason = d.reason;
+  rec_.rule = d.ruleLabel();
+  switch (d.action) {
+    case Action::Deny:
+      env_.counters->add(Counter::kDecisionDeny);
+      refuse(d.reason);
+      return;
+    case Action::Mitm:
+      // The MITM engine is not part of this build: refuse rather than relay
+      // a flow policy wanted inspected.
+      env_.counters->add(Counter::kDecisionMitm);
+      rec_.action = "deny";
+      refuse("mitm_unavailable");
+      return;
+    case Action::Passthrough:
+      env_.counters->add(Counter::kDecisionPassthrough);
+      break;
+  }
+  // Never trust the sandbox's chosen IP for a named flow: connect to what
+  // the name resolves to. Flows matched by a cidrs rule, and flows with no
+  // name, go to the original destination (that is what the rule judged).
+  bool use_name = name && !name->is_ip && (d.rule == nullptr || !d.rule->hosts.empty());
+  if (!use_name) {
+    onResolved({dst_}, "");
+    return;
+  }
+  uint16_t port = dst_.port();
+  if (auto hit = env_.resolver->lookupStatic(name->name, port)) {
+    onResolved(std::move(*hit), "");
+    return;
+  }
+  state_ = State::Resolving;
+  dns_req_ = env_.resolver->resolve(name->name, port,
+                                    [this](std::vector<SockAddr> addrs, std::string error) {
+                                      onResolved(std::move(addrs), error);
+                                    });
+}
+
+void Flow::onResolved(std::vector<SockAddr> addrs, const std::string& error) {
+  dns_req_.reset();
+  if (!error.empty() || addrs.empty()) {
+    env_.counters->add(Counter::kResolveFailed);
+    upstreamFailed("resolve_failed");
+    return;
+  }
+  for (const SockAddr& a : addrs) {
+    UpstreamVerdict v = checkUpstream(*rt_->config, a, rt_->never_upstream);
+    if (v.denied) {
+      if (first_denied_reason_.empty()) {
+        first_denied_reason_ = v.reason;
+      }
+      continue;
+    }
+    candidates_.push_back(a);
+  }
+  if (candidates_.empty()) {
+    env_.counters->add(Counter::kUpstreamDenied);
+    rec_.action = "deny";
+    refuse(first_denied_reason_);
+    return;
+  }
+  state_ = State::Connecting;
+  tryNextCandidate();
+}
+
+void Flow::tryNextCandidate() {
+  while (next_candidate_ < candidates_.size() && next_candidate_ < kMaxConnectAttempts) {
+    upstream_addr_ = candidates_[next_candidate_++];
+    upstream_.reset(socket(upstream_addr_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!upstream_) {
+      continue;
+    }
+    if (connect(upstream_.get(), upstream_addr_.sa(), upstream_addr_.len()) != 0 &&
+        errno != EINPROGRESS) {
+      upstream_.reset();
+      continue;
+    }
+    connect_ev_.reset(event_new(env_.base, upstream_.get(), EV_WRITE, &Flow::onConnected, this));
+    timeval tv = toTimeval(kConnectTimeout.count());
+    event_add(connect_ev_.get(), &tv);
+    return;
+  }
+  env_.counters->add(Counter::kUpstreamConnectFailed);
+  upstreamFailed("upstream_connect_failed");
+}
+
+void Flow::onConnected(evutil_socket_t fd, short what, void* arg) {
+  auto* self = static_cast<Flow*>(arg);
+  int err = ETIMEDOUT;
+  if ((what & EV_TIMEOUT) == 0) {
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+      err = errno;
+    }
+  }
+  self->connect_ev_.reset();
+  if (err != 0) {
+    self->upstream_.reset();
+    self->tryNextCandidate();
+    return;
+  }
+  self->startRelay();
+}
+
+void Flow::startRelay() {
+  state_ = State::Relaying;
+  setNoDelay(upstream_.get());
+  rec_.upstream = upstream_addr_.toString();
+  client_ev_.reset();
+  timer_ev_.reset();
+  auto relay =
+      Relay::start(env_.base, std::move(client_), std::move(upstream_),
+                   std::string_view(reinterpret_cast<const char*>(buf_.data()), buf_.size()),
+                   [this](const Relay::Stats& st) {
+                     rec_.bytes_up = st.bytes_up;
+                     rec_.bytes_down = st.bytes_down;
+                     env_.counters->add(Counter::kBytesUp, static_cast<int64_t>(st.bytes_up));
+                     env_.counters->add(Counter::kBytesDown, static_cast<int64_t>(st.bytes_down));
+                     if (st.error) {
+                       env_.counters->add(Counter::kRelayErrors);
+                     }
+                     finish();
+                   });
+  // Peeked bytes now live in the relay's pipe; an idle flow keeps no buffer.
+  std::vector<uint8_t>().swap(buf_);
+  if (!relay) {
+    rec_.reason = "internal_error";
+    finish();
+    return;
+  }
+  relay_ = std::move(*relay);
+}
+
+void Flow::refuse(const std::string& reason) {
+  rec_.reason = reason;
+  sendRefusal(kAlertAccessDenied, 403, "Forbidden");
+}
+
+void Flow::upstreamFailed(const std::string& reason) {
+  rec_.reason = reason;
+  sendRefusal(kAlertInternalError, 502, "Bad Gateway");
+}
+
+void Flow::sendRefusal(uint8_t tls_alert, int http_status, std::string_view http_text) {
+  state_ = State::Refusing;
+  if (timer_ev_) {
+    event_del(timer_ev_.get());
+  }
+  std::string reply;
+  if (peek_.protocol == sni::Protocol::Tls) {
+    reply = tlsAlertRecord(tls_alert);
+  } else if (peek_.protocol == sni::Protocol::Http) {
+    reply = httpErrorResponse(http_status, http_text,
+                              {rec_.sandbox, rec_.host, rec_.rule, rec_.reason});
+    rec_.http_status = http_status;
+  } else {
+    // Opaque: a reset is the only refusal every TCP client understands.
+    setResetOnClose(client_.get());
+    finish();
+    return;
+  }
+  // A fresh socket buffer takes a few hundred bytes without blocking.
+  (void)send(client_.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+  shutdown(client_.get(), SHUT_WR);
+  if (!client_ev_) {
+    client_ev_.reset(
+        event_new(env_.base, client_.get(), EV_READ | EV_PERSIST, &Flow::onClientReadable, this));
+  }
+  event_add(client_ev_.get(), nullptr);
+  armTimer(kRefuseLinger);
+}
+
+void Flow::drainThenClose() {
+  uint8_t chunk[4096];
+  ssize_t n = read(client_.get(), chunk, sizeof(chunk));
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    return;
+  }
+  if (n > 0) {
+    drained_ += static_cast<size_t>(n);
+    if (drained_ < kRefuseDrainMax) {
+      return;
+    }
+  }
+  finish();
+}
+
+void Flow::abort(const std::string& reason) {
+  if (state_ == State::Done) {
+    return;
+  }
+  if (rec_.action.empty()) {
+    rec_.action = "none";
+  }
+  rec_.reason = reason;
+  if (relay_) {
+    rec_.bytes_up = relay_->stats().bytes_up;
+    rec_.bytes_down = relay_->stats().bytes_down;
+  }
+  finish();
+}
+
+void Flow::finish() {
+  state_ = State::Done;
+  if (rec_.action.empty()) {
+    rec_.action = "none";
+  }
+  rec_.ts = std::chrono::system_clock::now();
+  rec_.duration_ms = static_cast<uint64_t>(sinceAccept().count());
+  env_.audit->write(rec_);
+  env_.counters->add(Counter::kFlowsActive, -1);
+  done_(done_owner_, this);  // destroys this
+}
+
+}  // namespace tollgate::gateway

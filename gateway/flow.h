@@ -1,0 +1,113 @@
+// One sandbox TCP connection, from accept to audit record:
+//   accept -> original destination -> (early decision | peek) -> decide
+//   -> resolve the name -> check the address -> connect -> relay
+//   or -> refuse in the protocol's own terms.
+// libevent callbacks only move bytes and call the pure parts (sni::Peeker,
+// decide(), checkUpstream()).
+#pragma once
+
+#include <event2/event.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/sockaddr.h"
+#include "base/unique.h"
+#include "gateway/audit.h"
+#include "gateway/event_util.h"
+#include "gateway/policy.h"
+#include "gateway/relay.h"
+#include "gateway/resolver.h"
+#include "sni/sni.h"
+
+namespace tollgate::gateway {
+
+class Counters;
+
+// What a flow needs from the world around it; owned by its worker.
+struct FlowEnv {
+  event_base* base = nullptr;
+  Resolver* resolver = nullptr;
+  AuditLog* audit = nullptr;
+  Counters* counters = nullptr;
+};
+
+// Read-only state shared by every flow started under one configuration.
+struct Runtime {
+  std::shared_ptr<const Config> config;
+  std::vector<Cidr> never_upstream;  // tollgate's own addresses and sandbox subnets
+};
+
+class Flow {
+ public:
+  using DoneFn = void (*)(void* owner, Flow* flow);
+
+  Flow(FlowEnv env, std::shared_ptr<const Runtime> rt, UniqueFd client, SockAddr src, SockAddr dst,
+       DoneFn done, void* done_owner);
+  ~Flow();
+  Flow(const Flow&) = delete;
+  Flow& operator=(const Flow&) = delete;
+
+  // Starts the state machine. May finish (and so destroy the flow) before it
+  // returns: the caller must not touch the flow afterwards.
+  void start();
+  // Ends the flow now (shutdown), writing its audit record; destroys it.
+  void abort(const std::string& reason);
+
+ private:
+  enum class State { Peeking, Resolving, Connecting, Relaying, Refusing, Done };
+
+  static void onClientReadable(evutil_socket_t, short, void* arg);
+  static void onTimer(evutil_socket_t, short, void* arg);
+  static void onConnected(evutil_socket_t, short, void* arg);
+
+  void readPeek();
+  void peekDeadline();
+  void decideAndAct(std::optional<sni::HostName> name);
+  void act(const Decision& d, const std::optional<sni::HostName>& name);
+  void onResolved(std::vector<SockAddr> addrs, const std::string& error);
+  void tryNextCandidate();
+  void connectDone(int err);
+  void startRelay();
+  void refuse(const std::string& reason);
+  void upstreamFailed(const std::string& reason);
+  void sendRefusal(uint8_t tls_alert, int http_status, std::string_view http_text);
+  void drainThenClose();
+  void finish();
+  void armTimer(std::chrono::milliseconds ms);
+  std::chrono::milliseconds sinceAccept() const;
+
+  FlowEnv env_;
+  std::shared_ptr<const Runtime> rt_;
+  UniqueFd client_;
+  SockAddr src_;
+  SockAddr dst_;
+  DoneFn done_;
+  void* done_owner_;
+  std::chrono::steady_clock::time_point accepted_;
+  State state_ = State::Peeking;
+
+  EventPtr client_ev_;
+  EventPtr timer_ev_;
+  EventPtr connect_ev_;
+  std::vector<uint8_t> buf_;
+  sni::Peeker peeker_;
+  sni::PeekResult peek_;
+  bool got_bytes_ = false;
+
+  std::vector<SockAddr> candidates_;
+  size_t next_candidate_ = 0;
+  std::string first_denied_reason_;
+  std::unique_ptr<Resolver::Request> dns_req_;
+  UniqueFd upstream_;
+  SockAddr upstream_addr_;
+  std::unique_ptr<Relay> relay_;
+  size_t drained_ = 0;
+
+  FlowRecord rec_;
+};
+
+}  // namespace tollgate::gateway

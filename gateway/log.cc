@@ -1,0 +1,35 @@
+#include "gateway/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+
+namespace tollgate::gateway::log {
+namespace {
+std::atomic<bool> g_journal{false};
+
+const char* levelName(Level l) {
+  switch (l) {
+    case Level::Error:
+      return "error";
+    case Level::Warn:
+      return "warning";
+    case Level::Info:
+      return "info";
+    case Level::Debug:
+      return "debug";
+  }
+  return "info";
+}
+}  // namespace
+
+void setJournalPrefixes(bool on) { g_journal = on; }
+
+void write(Level level, const std::string& msg) {
+  std::string line = g_journal ? fmt::format("<{}>{}\n", static_cast<int>(level), msg)
+                               : fmt::format("tollgate: {}: {}\n", levelName(level), msg);
+  // One write per line so lines from several threads never interleave.
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace tollgate::gateway::log

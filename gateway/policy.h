@@ -1,0 +1,87 @@
+// The policy engine: pure functions from flow facts and a Config to a
+// decision. No I/O, no clocks, no allocation beyond the returned strings.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <string>
+
+#include "base/sockaddr.h"
+#include "gateway/cidr.h"
+#include "gateway/config.h"
+#include "sni/hostname.h"
+
+namespace tollgate::gateway {
+
+struct FlowFacts {
+  SockAddr src;                       // the sandbox end of the flow
+  SockAddr dst;                       // original destination (address and port)
+  std::optional<sni::HostName> name;  // normalized SNI / Host, if any
+};
+
+struct Decision {
+  Action action = Action::Deny;
+  std::string reason;  // "rule" | "default" | "no_sandbox"
+  // Both point into the Config passed to decide(); valid while it lives.
+  const Sandbox* sandbox = nullptr;
+  const Rule* rule = nullptr;
+  // Rule::label() of the matching rule, "" when no rule matched.
+  std::string ruleLabel() const;
+};
+
+// True when every selector the rule has matches: hosts (needs a name that is
+// not an IP literal), cidrs (against dst), ports (against dst.port()).
+bool ruleMatches(const Rule& rule, const SockAddr& dst, const std::optional<sni::HostName>& name);
+
+// The first sandbox whose sources contain src, or nullptr.
+const Sandbox* selectSandbox(const Config& config, const SockAddr& src);
+
+// First matching rule of the sandbox wins, else the sandbox default.
+// No sandbox for src: Deny with reason "no_sandbox".
+Decision decide(const Config& config, const FlowFacts& facts);
+
+// The decision for a flow whose name is not known yet, if and only if no
+// name could change it: rules are walked in order; a rule with hosts that
+// could still match (its ports and cidrs, if any, admit dst) → nullopt (the
+// caller must peek for a name); a name-less rule that matches → its decision;
+// the end → the sandbox default. No sandbox → Deny "no_sandbox". Used to
+// serve server-speaks-first protocols at accept time.
+std::optional<Decision> decideWithoutName(const Config& config, const SockAddr& src,
+                                          const SockAddr& dst);
+
+// UDP admission (NFQUEUE): Passthrough with reason "rule" (Decision::rule
+// stays nullptr; no Rule object exists for udp entries) when a `udp:` entry
+// of the sandbox admits dst, else Deny "default"; no sandbox → Deny
+// "no_sandbox". The caller still applies checkUpstream() to admitted flows.
+Decision decideUdp(const Config& config, const SockAddr& src, const SockAddr& dst);
+
+// For `dns: policy`: could some flow to `normalized_name` be allowed
+// (passthrough or mitm) in this sandbox? False only when every way to the name
+// ends in deny: a deny rule catching all of its flows comes first, or no
+// non-deny rule can match it and the default is deny.
+bool nameMayBeAllowed(const Sandbox& sandbox, std::string_view normalized_name);
+
+struct UpstreamVerdict {
+  bool denied = false;
+  // "" when allowed; "deny_cidr:<cidr>" naming the matched prefix (from
+  // deny_cidrs or `extra`), "invalid_address" for a non-IP address.
+  std::string reason;
+  // When the match was on an IPv4 address embedded in IPv6 (mapped, NAT64,
+  // 6to4, Teredo), that IPv4 address.
+  std::optional<SockAddr> embedded_v4;
+};
+
+// Judges an address tollgate is about to connect to, after resolution:
+// denied when it is inside deny_cidrs or `extra` (tollgate's own addresses,
+// sandbox subnets), or when an IPv4 address it embeds is: ::ffff:0:0/96,
+// IPv4-compatible ::/96, 64:ff9b::/96 (last 32 bits), 64:ff9b:1::/48 (RFC
+// 6052 /48 layout), 2002::/16 6to4 (bits 16-47), Teredo 2001::/32 (client
+// address = last 32 bits XOR 0xffffffff).
+UpstreamVerdict checkUpstream(const Config& config, const SockAddr& addr,
+                              std::span<const Cidr> extra);
+
+// The IPv4 addresses embedded in an IPv6 address by the schemes above (none
+// for IPv4 input), in the order listed. Exposed for tests and diagnostics.
+std::vector<SockAddr> embeddedIpv4(const SockAddr& addr);
+
+}  // namespace tollgate::gateway

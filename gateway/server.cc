@@ -1,0 +1,376 @@
+#include "gateway/server.h"
+
+#include <arpa/inet.h>
+#include <event2/thread.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include "gateway/config.h"
+#include "gateway/log.h"
+#include "gateway/worker.h"
+#include "nat/nat.h"
+
+namespace tollgate::gateway {
+namespace {
+
+constexpr std::chrono::milliseconds kDrainTimeout{5000};
+
+struct LocalAddr {
+  std::string ifname;
+  SockAddr addr;
+  int prefix_len = 0;
+};
+
+int prefixLen(const sockaddr* mask) {
+  if (mask == nullptr) {
+    return 0;
+  }
+  const uint8_t* p = nullptr;
+  size_t n = 0;
+  if (mask->sa_family == AF_INET) {
+    p = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(mask)->sin_addr);
+    n = 4;
+  } else if (mask->sa_family == AF_INET6) {
+    p = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(mask)->sin6_addr);
+    n = 16;
+  }
+  int bits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    bits += __builtin_popcount(p[i]);
+  }
+  return bits;
+}
+
+std::vector<LocalAddr> localAddresses() {
+  std::vector<LocalAddr> out;
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) {
+    return out;
+  }
+  for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) {
+      continue;
+    }
+    socklen_t len = i->ifa_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+    if (auto a = SockAddr::fromSockaddr(i->ifa_addr, len)) {
+      out.push_back({i->ifa_name, *a, prefixLen(i->ifa_netmask)});
+    }
+  }
+  freeifaddrs(ifa);
+  return out;
+}
+
+bool isLinkLocal6(const SockAddr& a) {
+  const uint8_t* b = a.addrBytes();
+  return a.isV6() && b[0] == 0xfe && (b[1] & 0xc0) == 0x80;
+}
+
+std::string networkOf(const SockAddr& a, int prefix) {
+  uint8_t bytes[16];
+  std::memcpy(bytes, a.addrBytes(), a.addrLen());
+  for (size_t i = 0; i < a.addrLen(); ++i) {
+    int keep = std::clamp(prefix - static_cast<int>(i * 8), 0, 8);
+    bytes[i] &= static_cast<uint8_t>(0xff << (8 - keep));
+  }
+  char text[INET6_ADDRSTRLEN];
+  inet_ntop(a.family(), bytes, text, sizeof(text));
+  return std::string(text) + "/" + std::to_string(prefix);
+}
+
+// Addresses tollgate must never connect to on a sandbox's behalf: its own,
+// and the sandboxes' (DESIGN.md: always denied as upstreams).
+std::vector<Cidr> neverUpstream(const Config& cfg, const std::vector<LocalAddr>& local) {
+  std::vector<Cidr> out;
+  std::set<std::string> ifaces(cfg.gateway.interfaces.begin(), cfg.gateway.interfaces.end());
+  for (const LocalAddr& l : local) {
+    if (auto c = Cidr::parse(l.addr.ip() + (l.addr.isV4() ? "/32" : "/128"))) {
+      out.push_back(*c);
+    }
+    if (ifaces.count(l.ifname) != 0 && !isLinkLocal6(l.addr)) {
+      if (auto c = Cidr::parse(networkOf(l.addr, l.prefix_len))) {
+        out.push_back(*c);
+      }
+    }
+  }
+  for (const Sandbox& sb : cfg.sandboxes) {
+    out.insert(out.end(), sb.sources.begin(), sb.sources.end());
+  }
+  return out;
+}
+
+Result<std::vector<SockAddr>> listenAddresses(const GatewayConfig& g,
+                                              const std::vector<LocalAddr>& local) {
+  std::vector<SockAddr> out;
+  for (const std::string& ifname : g.interfaces) {
+    unsigned index = if_nametoindex(ifname.c_str());
+    if (index == 0) {
+      return makeError("gateway.interfaces: interface '" + ifname +
+                       "' does not exist (create the bridge first, or fix the name)");
+    }
+    bool has_v4 = false;
+    for (const LocalAddr& l : local) {
+      if (l.ifname != ifname) {
+        continue;
+      }
+      SockAddr a = l.addr;
+      a.setPort(g.listen_port);
+      if (a.isV4()) {
+        has_v4 = true;
+        out.push_back(a);
+      } else if (g.ipv6 == Ipv6Mode::Capture) {
+        // Link-local addresses carry their scope (sockaddr_in6 from getifaddrs).
+        out.push_back(a);
+      }
+    }
+    if (!has_v4) {
+      return makeError("gateway.interfaces: interface '" + ifname +
+                       "' has no IPv4 address; tollgate listens on the sandbox-facing "
+                       "address (add one, e.g. `ip addr add 10.77.0.1/24 dev " +
+                       ifname + "`)");
+    }
+  }
+  return out;
+}
+
+void raiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// systemd readiness protocol (sd_notify(3)) without linking libsystemd.
+void sdNotify(const char* state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || (path[0] != '/' && path[0] != '@')) {
+    return;
+  }
+  UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  size_t n = std::min(std::strlen(path), sizeof(sun.sun_path) - 1);
+  std::memcpy(sun.sun_path, path, n);
+  if (sun.sun_path[0] == '@') {
+    sun.sun_path[0] = '\0';  // abstract namespace
+  }
+  (void)sendto(fd.get(), state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sun),
+               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n));
+}
+
+ResolverSettings resolverSettings(const GatewayConfig& g) {
+  ResolverSettings s;
+  s.use_system = g.resolvers_system;
+  s.servers = g.resolvers;
+  s.static_hosts = g.static_hosts;
+  return s;
+}
+
+nat::CaptureSpec captureSpec(const GatewayConfig& g) {
+  nat::CaptureSpec spec;
+  spec.interfaces = g.interfaces;
+  spec.listen_port = g.listen_port;
+  spec.ipv6_capture = g.ipv6 == Ipv6Mode::Capture;
+  return spec;
+}
+
+Result<std::shared_ptr<const Config>> load(const std::string& path) {
+  auto parsed = loadConfig(path);
+  if (auto* errs = std::get_if<std::vector<ConfigError>>(&parsed)) {
+    std::string msg;
+    for (const ConfigError& e : *errs) {
+      msg += (msg.empty() ? "" : "\n") + e.toString();
+    }
+    return makeError(msg);
+  }
+  return std::make_shared<const Config>(std::move(std::get<Config>(parsed)));
+}
+
+class Daemon {
+ public:
+  explicit Daemon(std::string path) : path_(std::move(path)) {}
+
+  int run() {
+    auto cfg = load(path_);
+    if (!cfg) {
+      log::error("{}", cfg.message());
+      return 1;
+    }
+    config_ = *cfg;
+    const GatewayConfig& g = config_->gateway;
+    if (g.capture == CaptureMode::Tproxy) {
+      log::error("{}: gateway.capture: tproxy is not available in this build; use redirect", path_);
+      return 1;
+    }
+    for (const Sandbox& sb : config_->sandboxes) {
+      for (const Rule& r : sb.rules) {
+        if (r.action == Action::Mitm) {
+          log::warn(
+              "sandbox '{}' rule {}: action mitm is not available in this build; such flows "
+              "are refused (reason mitm_unavailable)",
+              sb.name, r.label());
+        }
+      }
+    }
+    raiseFileLimit();
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+
+    auto local = localAddresses();
+    auto addrs = listenAddresses(g, local);
+    if (!addrs) {
+      log::error("{}: {}", path_, addrs.message());
+      return 1;
+    }
+    runtime_.store(makeRuntime(config_, local));
+
+    auto audit = AuditLog::open(g.audit_log);
+    if (!audit) {
+      log::error("{}: {}", path_, audit.message());
+      return 1;
+    }
+    audit_ = std::move(*audit);
+
+    unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);
+    for (unsigned i = 0; i < n; ++i) {
+      auto w = Worker::create(static_cast<int>(i), *addrs, resolverSettings(g), audit_.get(),
+                              &counters_, [this] { return runtime_.load(); });
+      if (!w) {
+        log::error("{}", w.message());
+        return 1;
+      }
+      workers_.push_back(std::move(*w));
+    }
+
+    // Listeners are bound before capture starts: a redirected SYN never
+    // meets a closed port because of start-up order.
+    if (auto r = nat::installCapture(captureSpec(g)); !r) {
+      log::error("nftables: {}", r.message());
+      return 1;
+    }
+    for (auto& w : workers_) {
+      w->startThread();
+    }
+
+    EventBasePtr base(event_base_new());
+    EventPtr term(evsignal_new(base.get(), SIGTERM, &Daemon::onStopSignal, base.get()));
+    EventPtr intr(evsignal_new(base.get(), SIGINT, &Daemon::onStopSignal, base.get()));
+    EventPtr hup(evsignal_new(base.get(), SIGHUP, &Daemon::onReloadSignal, this));
+    EventPtr usr1(evsignal_new(base.get(), SIGUSR1, &Daemon::onReopenSignal, this));
+    for (event* e : {term.get(), intr.get(), hup.get(), usr1.get()}) {
+      event_add(e, nullptr);
+    }
+    std::string where;
+    for (const SockAddr& a : *addrs) {
+      where += (where.empty() ? "" : ", ") + a.toString();
+    }
+    log::info("ready: capturing TCP on {} -> listening on {} ({} workers)",
+              fmt::join(g.interfaces, ","), where, workers_.size());
+    sdNotify("READY=1");
+
+    event_base_dispatch(base.get());
+
+    sdNotify("STOPPING=1");
+    log::info("stopping: draining open flows (up to {} ms)", kDrainTimeout.count());
+    for (auto& w : workers_) {
+      w->requestStop(kDrainTimeout);
+    }
+    for (auto& w : workers_) {
+      w->join();
+    }
+    workers_.clear();
+    return leaveTable();
+  }
+
+ private:
+  static std::shared_ptr<const Runtime> makeRuntime(std::shared_ptr<const Config> cfg,
+                                                    const std::vector<LocalAddr>& local) {
+    auto rt = std::make_shared<Runtime>();
+    rt->never_upstream = neverUpstream(*cfg, local);
+    rt->config = std::move(cfg);
+    return rt;
+  }
+
+  int leaveTable() {
+    const GatewayConfig& g = config_->gateway;
+    if (g.on_exit == OnExit::Block) {
+      if (auto r = nat::installBlock(g.interfaces); !r) {
+        log::error("nftables: could not install the blocking table: {}", r.message());
+        return 1;
+      }
+      log::info("stopped; sandboxes on {} are blocked (on_exit: block)",
+                fmt::join(g.interfaces, ","));
+      return 0;
+    }
+    if (auto r = nat::removeTable(); !r) {
+      log::error("nftables: could not remove table inet {}: {}", nat::kTableName, r.message());
+      return 1;
+    }
+    log::info("stopped; capture table removed (on_exit: open)");
+    return 0;
+  }
+
+  void reload() {
+    sdNotify("RELOADING=1");
+    auto cfg = load(path_);
+    if (!cfg) {
+      log::error("reload refused, the running configuration stays:\n{}", cfg.message());
+      sdNotify("READY=1");
+      return;
+    }
+    const GatewayConfig& old_g = config_->gateway;
+    const GatewayConfig& new_g = (*cfg)->gateway;
+    if (old_g.interfaces != new_g.interfaces || old_g.listen_port != new_g.listen_port ||
+        old_g.ipv6 != new_g.ipv6 || old_g.capture != new_g.capture) {
+      log::error(
+          "reload refused: gateway.interfaces, listen_port, ipv6 and capture need a "
+          "restart; the running configuration stays");
+      sdNotify("READY=1");
+      return;
+    }
+    config_ = *cfg;
+    runtime_.store(makeRuntime(config_, localAddresses()));
+    log::info("reloaded {}: new flows use the new policy", path_);
+    sdNotify("READY=1");
+  }
+
+  static void onStopSignal(evutil_socket_t, short, void* arg) {
+    event_base_loopbreak(static_cast<event_base*>(arg));
+  }
+  static void onReloadSignal(evutil_socket_t, short, void* arg) {
+    static_cast<Daemon*>(arg)->reload();
+  }
+  static void onReopenSignal(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<Daemon*>(arg);
+    if (auto r = self->audit_->reopen(); !r) {
+      log::error("{}", r.message());
+    }
+  }
+
+  std::string path_;
+  std::shared_ptr<const Config> config_;
+  std::atomic<std::shared_ptr<const Runtime>> runtime_;
+  std::unique_ptr<AuditLog> audit_;
+  Counters counters_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace
+
+int runDaemon(const std::string& config_path) {
+  Daemon d(config_path);
+  return d.run();
+}
+
+}  // namespace tollgate::gateway

@@ -1,0 +1,163 @@
+#include "gateway/worker.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "gateway/log.h"
+#include "nat/nat.h"
+
+namespace tollgate::gateway {
+namespace {
+
+constexpr int kListenBacklog = 4096;
+constexpr int kMaxAcceptsPerWakeup = 64;
+
+Result<UniqueFd> bindListener(const SockAddr& addr) {
+  UniqueFd fd(socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return makeError(std::string("socket: ") + std::strerror(errno));
+  }
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (addr.isV6()) {
+    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    // An address still in duplicate address detection is bindable this way.
+    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+  }
+  if (bind(fd.get(), addr.sa(), addr.len()) != 0) {
+    return makeError("cannot bind listener on " + addr.toString() + ": " + std::strerror(errno) +
+                     " (is another tollgate running, or listen_port in use?)");
+  }
+  if (listen(fd.get(), kListenBacklog) != 0) {
+    return makeError("listen on " + addr.toString() + ": " + std::strerror(errno));
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<SockAddr>& addrs,
+                                               const ResolverSettings& dns, AuditLog* audit,
+                                               Counters* counters, RuntimeSource runtime) {
+  std::unique_ptr<Worker> w(new Worker());
+  w->index_ = index;
+  w->audit_ = audit;
+  w->counters_ = counters;
+  w->runtime_ = std::move(runtime);
+  w->base_.reset(event_base_new());
+  if (!w->base_) {
+    return makeError("event_base_new failed");
+  }
+  auto resolver = Resolver::create(w->base_.get(), dns);
+  if (!resolver) {
+    return resolver.error();
+  }
+  w->resolver_ = std::move(*resolver);
+  for (const SockAddr& a : addrs) {
+    auto fd = bindListener(a);
+    if (!fd) {
+      return fd.error();
+    }
+    EventPtr ev(
+        event_new(w->base_.get(), fd->get(), EV_READ | EV_PERSIST, &Worker::onAccept, w.get()));
+    event_add(ev.get(), nullptr);
+    w->listen_fds_.push_back(std::move(*fd));
+    w->listen_evs_.push_back(std::move(ev));
+  }
+  w->stop_ev_.reset(event_new(w->base_.get(), -1, 0, &Worker::onStop, w.get()));
+  w->drain_ev_.reset(evtimer_new(w->base_.get(), &Worker::onDrainTimer, w.get()));
+  return w;
+}
+
+Worker::~Worker() {
+  join();
+  // Flows hold events on base_: they go first.
+  flows_.clear();
+}
+
+void Worker::startThread() {
+  thread_ = std::thread([this] { event_base_dispatch(base_.get()); });
+}
+
+void Worker::requestStop(std::chrono::milliseconds drain) {
+  drain_ms_ = drain.count();
+  // event_active is thread-safe once evthread_use_pthreads() ran.
+  event_active(stop_ev_.get(), 0, 0);
+}
+
+void Worker::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  for (int i = 0; i < kMaxAcceptsPerWakeup && !self->stopping_; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    int cfd = accept4(fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        log::warn("accept: {} (raise LimitNOFILE)", std::strerror(errno));
+      }
+      return;
+    }
+    UniqueFd client(cfd);
+    auto src = SockAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    auto dst = nat::originalDst(client.get());
+    if (!src || !dst) {
+      // Not a redirected connection (someone dialled the listener directly
+      // from the host): nothing to relay it to.
+      continue;
+    }
+    auto flow = std::make_unique<Flow>(
+        FlowEnv{self->base_.get(), self->resolver_.get(), self->audit_, self->counters_},
+        self->runtime_(), std::move(client), *src, *dst, &Worker::flowDone, self);
+    Flow* raw = flow.get();
+    self->flows_.emplace(raw, std::move(flow));
+    raw->start();  // may already have finished and been erased
+  }
+}
+
+void Worker::flowDone(void* owner, Flow* flow) {
+  auto* self = static_cast<Worker*>(owner);
+  auto it = self->flows_.find(flow);
+  if (it == self->flows_.end()) {
+    return;
+  }
+  // Every caller of Flow::finish() returns without touching the flow again,
+  // so it can be destroyed here.
+  self->flows_.erase(it);
+  self->maybeExit();
+}
+
+void Worker::onStop(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  self->stopping_ = true;
+  self->listen_evs_.clear();
+  self->listen_fds_.clear();
+  timeval tv = toTimeval(static_cast<uint64_t>(self->drain_ms_.load()));
+  evtimer_add(self->drain_ev_.get(), &tv);
+  self->maybeExit();
+}
+
+void Worker::onDrainTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  while (!self->flows_.empty()) {
+    self->flows_.begin()->first->abort("shutdown");
+  }
+  self->maybeExit();
+}
+
+void Worker::maybeExit() {
+  if (stopping_ && flows_.empty()) {
+    event_base_loopexit(base_.get(), nullptr);
+  }
+}
+
+}  // namespace tollgate::gateway

@@ -1,0 +1,364 @@
+// End-to-end: the core data path (issue 2). Real curl, python and raw
+// sockets inside a sandbox namespace with no proxy settings; real servers in
+// upstream namespaces; `tollgate run` on the bridge in between.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include "scenario.h"
+
+namespace tollgate::e2e {
+namespace {
+using namespace std::chrono_literals;
+
+std::string show(const harness::CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
+         "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+class PassthroughTest : public testing::Test {
+ protected:
+  void SetUp() override { s_ = std::make_unique<Scenario>(Scenario::Options{}); }
+  void TearDown() override {
+    if (HasFailure() && s_) {
+      std::cerr << "--- tollgate stderr ---\n" << s_->gatewayStderr() << "--- audit ---\n";
+      for (const auto& r : s_->audit()) {
+        std::cerr << r.dump() << "\n";
+      }
+    }
+    s_.reset();
+  }
+  std::unique_ptr<Scenario> s_;
+};
+
+TEST_F(PassthroughTest, AllowedHttpsHostIsReachedAndVerifiedByTheSandbox) {
+  auto r = s_->curl({"https://api.example.test/hello"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real host=api.example.test path=/hello"), std::string::npos)
+      << r.out;
+  auto rec = s_->auditWhere("sni", "api.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["event"], "flow");
+  EXPECT_EQ(rec["sandbox"], "agents");
+  EXPECT_EQ(rec["proto"], "tls");
+  EXPECT_EQ(rec["action"], "passthrough");
+  EXPECT_EQ(rec["reason"], "rule");
+  EXPECT_EQ(rec["rule"], "0");
+  EXPECT_EQ(rec["dst"], std::string(kRealV4) + ":443");
+  EXPECT_GT(rec["bytes_up"].get<int>(), 200);
+  EXPECT_GT(rec["bytes_down"].get<int>(), 500);
+  EXPECT_EQ(rec["tls"]["version"], "TLSv1.3");
+}
+
+TEST_F(PassthroughTest, DisallowedHttpsHostGetsAccessDeniedAlert) {
+  auto r = s_->curl({"https://denied.example.test/"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("access denied"), std::string::npos) << show(r);
+  auto rec = s_->auditWhere("sni", "denied.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["action"], "deny");
+  EXPECT_EQ(rec["reason"], "rule");
+  EXPECT_EQ(rec["rule"], "4");
+  EXPECT_EQ(rec["upstream"], "");
+}
+
+TEST_F(PassthroughTest, UnlistedHostFallsToSandboxDefaultDeny) {
+  auto r = s_->curl({"--resolve", "unlisted.example.test:443:198.51.100.10", "-k",
+                     "https://unlisted.example.test/"});
+  EXPECT_NE(r.exit_code, 0) << show(r);
+  auto rec = s_->auditWhere("sni", "unlisted.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["action"], "deny");
+  EXPECT_EQ(rec["reason"], "default");
+}
+
+TEST_F(PassthroughTest, SpoofedSniGoesToTheRealHostNotTheChosenIp) {
+  // The sandbox aims at the attacker's address with an allowed SNI.
+  auto r = s_->curl({"--resolve", std::string("api.example.test:443:") + kAttackerV4,
+                     "https://api.example.test/spoof"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("attacker"), std::string::npos) << r.out;
+  auto rec = s_->auditWhere("dst", std::string(kAttackerV4) + ":443");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["upstream"], std::string(kRealV4) + ":443");
+}
+
+TEST_F(PassthroughTest, SpoofedHttpHostGoesToTheRealHost) {
+  auto r = s_->curl({"--resolve", std::string("plain.example.test:80:") + kAttackerV4,
+                     "http://plain.example.test/p?secret=1"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real host=plain.example.test"), std::string::npos) << r.out;
+  auto rec = s_->auditWhere("host", "plain.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["proto"], "http");
+  EXPECT_EQ(rec["upstream"], std::string(kRealV4) + ":80");
+  EXPECT_EQ(rec["http"]["path"], "/p");  // no query string in the audit log
+  EXPECT_EQ(rec["http"]["method"], "GET");
+}
+
+TEST_F(PassthroughTest, DisallowedPlainHttpGets403WithJsonBody) {
+  auto r = s_->curl({"-i", "http://denied.example.test/"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("HTTP/1.1 403 Forbidden"), std::string::npos) << r.out;
+  auto body = nlohmann::json::parse(r.out.substr(r.out.find("\r\n\r\n") + 4));
+  EXPECT_EQ(body["sandbox"], "agents");
+  EXPECT_EQ(body["host"], "denied.example.test");
+  EXPECT_EQ(body["rule"], "4");
+  auto rec = s_->auditWhere("host", "denied.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["http"]["status"], 403);
+}
+
+TEST_F(PassthroughTest, PlainHttpOnAPortTheRuleDoesNotListIsDenied) {
+  auto r = s_->curl({"-i", "http://plain.example.test:443/"});
+  EXPECT_NE(r.out.find("403"), std::string::npos) << show(r);
+}
+
+TEST_F(PassthroughTest, ServerSpeaksFirstProtocolGetsItsBannerAtOnce) {
+  // SSH-like: the client waits for the server. A cidrs/ports rule decides at
+  // accept time, so there is no opaque wait.
+  auto start = std::chrono::steady_clock::now();
+  auto r = s_->inSandbox({"python3", "-c",
+                          "import socket,sys\n"
+                          "s=socket.create_connection(('203.0.113.22',22),timeout=5)\n"
+                          "b=s.recv(100)\n"
+                          "s.sendall(b'ping')\n"
+                          "e=s.recv(100)\n"
+                          "print(b.decode().strip(), e.decode())\n"});
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("SSH-2.0-tollgate-test ping"), std::string::npos) << r.out;
+  EXPECT_LT(elapsed, 2s);  // generous bound for a loaded CI machine; the wait would be >= 300 ms
+  auto rec = s_->auditWhere("dst", std::string(kBannerV4) + ":22");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["action"], "passthrough");
+  EXPECT_EQ(rec["rule"], "ssh-to-banner");
+  EXPECT_EQ(rec["proto"], "opaque");
+}
+
+TEST_F(PassthroughTest, RawTcpToDisallowedDestinationIsReset) {
+  auto r = s_->inSandbox({"python3", "-c",
+                          "import socket\n"
+                          "s=socket.create_connection(('203.0.113.66',9999),timeout=5)\n"
+                          "try:\n"
+                          "  d=s.recv(100)\n"
+                          "  print('eof' if not d else 'data')\n"
+                          "except ConnectionResetError:\n"
+                          "  print('reset')\n"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("reset"), std::string::npos) << r.out;
+  auto rec = s_->auditWhere("dst", std::string(kAttackerV4) + ":9999");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["action"], "deny");
+  EXPECT_EQ(rec["proto"], "opaque");
+}
+
+TEST_F(PassthroughTest, NameResolvingIntoDenyCidrsIsRefused) {
+  for (const char* host : {"meta.example.test", "private.example.test"}) {
+    auto r = s_->curl({std::string("https://") + host + "/"});
+    EXPECT_NE(r.exit_code, 0) << host << ": " << show(r);
+    EXPECT_EQ(r.out.find("metadata"), std::string::npos);
+    auto rec = s_->auditWhere("sni", host);
+    ASSERT_FALSE(rec.is_null()) << host;
+    EXPECT_EQ(rec["action"], "deny");
+    EXPECT_EQ(rec["reason"].get<std::string>().rfind("deny_cidr:", 0), 0u) << rec.dump();
+  }
+  // Aiming straight at the metadata address with an allowed name still goes
+  // to the name's address, never to 169.254.169.254.
+  auto r = s_->curl({"--resolve", "api.example.test:443:169.254.169.254",
+                     "https://api.example.test/"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real"), std::string::npos);
+}
+
+TEST_F(PassthroughTest, NamesResolveThroughConfiguredResolvers) {
+  // dns.example.test is not in static_hosts: tollgate asks dnsmasq.
+  auto r = s_->curl({"--resolve", std::string("dns.example.test:443:") + kAttackerV4,
+                     "https://dns.example.test/"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real host=dns.example.test"), std::string::npos) << r.out;
+}
+
+TEST_F(PassthroughTest, Ipv6FlowsAreCapturedAndGoverned) {
+  auto r = s_->curl({"-6", "https://api6.example.test/v6"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real"), std::string::npos);
+  auto rec = s_->auditWhere("sni", "api6.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["upstream"], std::string("[") + kRealV6 + "]:443");
+  auto d = s_->curl({"-6", "--resolve", "denied.example.test:443:[2001:db8:100::10]",
+                     "https://denied.example.test/"});
+  EXPECT_NE(d.exit_code, 0);
+  EXPECT_NE(d.err.find("access denied"), std::string::npos) << show(d);
+}
+
+TEST_F(PassthroughTest, ClientHelloOneBytePerWriteWorks) {
+  auto r = s_->inSandbox({"python3", toolPath("tls_client.py"), "slow.example.test", kRealV4, "443",
+                          testPki().ca_cert, "--chunk", "1"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real host=slow.example.test"), std::string::npos) << r.out;
+}
+
+TEST_F(PassthroughTest, ClientHelloSpreadOverMostOfThePeekDeadlineWorks) {
+  // ~520 bytes in 60-byte pieces, 250 ms apart: about 2.2 s of a 3 s deadline.
+  auto r = s_->inSandbox({"python3", toolPath("tls_client.py"), "slow.example.test", kRealV4, "443",
+                          testPki().ca_cert, "--chunk", "60", "--delay", "0.25"},
+                         20s);
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real"), std::string::npos) << r.out;
+}
+
+TEST_F(PassthroughTest, ClientThatStallsMidHelloIsCutAtThePeekDeadline) {
+  auto r = s_->inSandbox({"python3", "-c",
+                          "import socket,time\n"
+                          "s=socket.create_connection(('198.51.100.10',443),timeout=10)\n"
+                          "s.sendall(b'\\x16\\x03\\x01\\x02\\x00\\x01')\n"
+                          "t=time.time()\n"
+                          "try:\n"
+                          "  d=s.recv(100)\n"
+                          "except ConnectionResetError:\n"
+                          "  d=b'reset'\n"
+                          "print('%.2f %r' % (time.time()-t, d))\n"},
+                         20s);
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  double secs = std::stod(r.out);
+  EXPECT_GT(secs, 2.5) << r.out;
+  EXPECT_LT(secs, 6.0) << r.out;
+  auto rec = s_->auditWhere("reason", "peek_timeout");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["action"], "deny");
+}
+
+TEST_F(PassthroughTest, SilentClientIsTreatedAsOpaqueAfterTheShortWait) {
+  auto r = s_->inSandbox({"python3", "-c",
+                          "import socket,time\n"
+                          "s=socket.create_connection(('198.51.100.10',443),timeout=10)\n"
+                          "t=time.time()\n"
+                          "try:\n"
+                          "  d=s.recv(100)\n"
+                          "except ConnectionResetError:\n"
+                          "  d=b'reset'\n"
+                          "print('%.2f %r' % (time.time()-t, d))\n"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  double secs = std::stod(r.out);
+  EXPECT_GT(secs, 0.2) << r.out;
+  EXPECT_LT(secs, 2.0) << r.out;
+  EXPECT_NE(r.out.find("reset"), std::string::npos) << r.out;
+}
+
+TEST_F(PassthroughTest, GarbageThatLooksLikeTlsIsRefusedAndOthersKeepWorking) {
+  auto r = s_->inSandbox({"python3", "-c",
+                          "import socket\n"
+                          "s=socket.create_connection(('198.51.100.10',443),timeout=5)\n"
+                          "s.sendall(b'\\x16\\x03\\x01\\x00\\x05\\x02\\x00\\x00\\x01\\x00')\n"
+                          "try:\n"
+                          "  print(s.recv(100).hex())\n"
+                          "except ConnectionResetError:\n"
+                          "  print('reset')\n"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("150303000202"), std::string::npos) << r.out;  // fatal alert
+  auto ok = s_->curl({"https://api.example.test/"});
+  EXPECT_EQ(ok.exit_code, 0) << show(ok);
+}
+
+TEST_F(PassthroughTest, BulkTransferIsRelayedIntact) {
+  auto r = s_->curl({"-o", "/dev/null", "-w", "%{size_download}",
+                     "https://api.example.test/big/20000000"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out, "20000000");
+}
+
+TEST_F(PassthroughTest, ManyConcurrentFlowsAreServed) {
+  auto r = s_->inSandbox({"bash", "-c",
+                          "for i in $(seq 1 40); do curl -sS --max-time 10 --cacert " +
+                              testPki().ca_cert +
+                              " -o /dev/null -w '%{http_code}\\n' https://api.example.test/ & "
+                              "done; wait"},
+                         30s);
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  size_t oks = 0;
+  for (size_t p = r.out.find("200"); p != std::string::npos; p = r.out.find("200", p + 1)) {
+    ++oks;
+  }
+  EXPECT_EQ(oks, 40u) << show(r);
+}
+
+TEST_F(PassthroughTest, ConnectingToTheGatewayItselfIsRefused) {
+  auto r = s_->inSandbox({"python3", "-c",
+                          "import socket,sys\n"
+                          "s=socket.create_connection((sys.argv[1],15001),timeout=5)\n"
+                          "s.sendall(b'GET / HTTP/1.1\\r\\nHost: api.example.test\\r\\n\\r\\n')\n"
+                          "print(s.recv(200))\n",
+                          s_->topo().bridgeIp4()});
+  // Whatever the sandbox says, a flow to the gateway's own address never
+  // reaches a service there.
+  EXPECT_EQ(r.out.find("hello from"), std::string::npos) << show(r);
+}
+
+class LifecycleTest : public testing::Test {};
+
+TEST_F(LifecycleTest, StopWithOnExitBlockLeavesSandboxesWithoutEgress) {
+  Scenario s(Scenario::Options{});
+  ASSERT_EQ(s.curl({"https://api.example.test/"}).exit_code, 0);
+  EXPECT_EQ(s.stopGateway(), 0) << s.gatewayStderr();
+  auto table = s.inHost({"nft", "list", "table", "inet", "tollgate"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.find("redirect"), std::string::npos) << table.out;
+  auto r = s.curl({"--connect-timeout", "2", "https://api.example.test/"});
+  EXPECT_NE(r.exit_code, 0) << show(r);
+  // `tollgate down` removes it.
+  auto down = s.inHost({TOLLGATE_BINARY, "down", "--config", s.configPath()});
+  EXPECT_EQ(down.exit_code, 0) << show(down);
+  EXPECT_NE(s.inHost({"nft", "list", "table", "inet", "tollgate"}).exit_code, 0);
+}
+
+TEST_F(LifecycleTest, StopWithOnExitOpenRemovesTheTable) {
+  Scenario::Options o;
+  o.on_exit = "open";
+  Scenario s(o);
+  EXPECT_EQ(s.stopGateway(), 0) << s.gatewayStderr();
+  EXPECT_NE(s.inHost({"nft", "list", "table", "inet", "tollgate"}).exit_code, 0);
+}
+
+TEST_F(LifecycleTest, CrashLeavesSandboxesRefusedAndRestartReplacesTheStaleTable) {
+  Scenario s(Scenario::Options{});
+  s.gateway()->signal(SIGKILL);
+  ASSERT_TRUE(s.gateway()->wait(5s).ok());
+  auto r = s.curl({"--connect-timeout", "2", "https://api.example.test/"});
+  EXPECT_NE(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out.find("hello"), std::string::npos);
+  std::string err;
+  ASSERT_TRUE(s.startGateway(&err)) << err;
+  auto table = s.inHost({"nft", "-a", "list", "table", "inet", "tollgate"});
+  size_t redirects = 0;
+  for (size_t p = table.out.find("redirect to"); p != std::string::npos;
+       p = table.out.find("redirect to", p + 1)) {
+    ++redirects;
+  }
+  EXPECT_EQ(redirects, 1u) << table.out;
+  EXPECT_EQ(s.curl({"https://api.example.test/"}).exit_code, 0);
+}
+
+TEST_F(LifecycleTest, CheckReportsErrorsWithFileLineColumn) {
+  Scenario::Options o;
+  o.start_gateway = false;
+  o.rules_yaml = "      - hosts: [ok.example.test]\n        action: passthrough\n"
+                 "      - cidrs: [10.0.0.0/33]\n        action: passthrough\n";
+  Scenario s(o);
+  auto r = s.inHost({TOLLGATE_BINARY, "check", "--config", s.configPath()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(s.configPath() + ":"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("10.0.0.0/33"), std::string::npos) << r.err;
+  auto run = s.inHost({TOLLGATE_BINARY, "run", "--config", s.configPath()});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(s.inHost({"nft", "list", "table", "inet", "tollgate"}).exit_code, 0)
+      << "a refused config must not install anything";
+  auto usage = s.inHost({TOLLGATE_BINARY, "frobnicate"});
+  EXPECT_EQ(usage.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace tollgate::e2e

@@ -1,0 +1,92 @@
+// End-to-end scenario: a netns-harness topology, a test PKI, real upstream
+// servers in their namespaces and a `tollgate run` in the host namespace.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "netns-harness/harness.h"
+
+namespace tollgate::e2e {
+
+// A test CA and a server certificate for the given names, made once per
+// process with the openssl CLI.
+struct TestPki {
+  std::string dir;
+  std::string ca_cert;
+  std::string server_cert;
+  std::string server_key;
+};
+const TestPki& testPki();
+
+inline constexpr const char* kRealV4 = "198.51.100.10";
+inline constexpr const char* kRealV6 = "2001:db8:100::10";
+inline constexpr const char* kAttackerV4 = "203.0.113.66";
+inline constexpr const char* kBannerV4 = "203.0.113.22";
+inline constexpr const char* kDnsV4 = "192.0.2.53";
+inline constexpr uint16_t kListenPort = 15001;
+
+class Scenario {
+ public:
+  struct Options {
+    int sandboxes = 1;
+    std::string extra_gateway_yaml;  // lines appended under `gateway:` (indented 2)
+    std::string rules_yaml;          // the agents sandbox's rules (indented 6); default set if empty
+    std::string sandbox_default = "deny";
+    std::string on_exit = "block";
+    bool start_gateway = true;
+  };
+
+  explicit Scenario(Options opts);
+  ~Scenario();
+
+  harness::Topology& topo() { return *topo_; }
+  const std::string& configPath() const { return config_path_; }
+  const std::string& auditPath() const { return audit_path_; }
+  std::string sandbox(int i = 0) const { return topo_->sandboxNs(i); }
+
+  // Starts tollgate and waits for its listener; false with the reason in
+  // `error` if it did not come up.
+  bool startGateway(std::string* error);
+  harness::Process* gateway() { return gateway_.get(); }
+  // SIGTERM and wait; returns the exit code.
+  int stopGateway();
+
+  harness::CommandResult inSandbox(const std::vector<std::string>& argv,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(15),
+                                   int sandbox = 0) const;
+  harness::CommandResult inHost(const std::vector<std::string>& argv,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  // curl from the sandbox with no proxy environment, trusting the test CA.
+  harness::CommandResult curl(const std::vector<std::string>& args, int sandbox = 0) const;
+
+  // Audit records written so far; waits up to `timeout` for at least `min`.
+  std::vector<nlohmann::json> audit(size_t min = 0,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+  // The first record whose `field` equals `value`, waiting for it.
+  nlohmann::json auditWhere(const std::string& field, const std::string& value,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+
+  std::string tmpDir() const { return tmp_; }
+  std::string gatewayStderr() const;
+
+ private:
+  void writeConfig(const Options& opts);
+  void startUpstreams();
+
+  std::unique_ptr<harness::Topology> topo_;
+  std::vector<std::unique_ptr<harness::Process>> servers_;
+  std::unique_ptr<harness::Process> gateway_;
+  std::string tmp_;
+  std::string config_path_;
+  std::string audit_path_;
+};
+
+std::string toolPath(const std::string& name);  // tests/e2e/tools/<name>
+
+}  // namespace tollgate::e2e

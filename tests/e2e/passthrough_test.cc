@@ -139,6 +139,32 @@ TEST_F(PassthroughTest, ServerSpeaksFirstProtocolGetsItsBannerAtOnce) {
   EXPECT_EQ(rec["proto"], "opaque");
 }
 
+TEST_F(PassthroughTest, OpaqueRelayCarriesBulkBothWaysAndHalfClose) {
+  // 4 MiB up to an echo server while reading the echo concurrently, then a
+  // half-close: the echo must be complete and end with the server's EOF.
+  auto r = s_->inSandbox({"python3", "-c",
+                          "import socket,threading\n"
+                          "s=socket.create_connection(('203.0.113.22',22),timeout=10)\n"
+                          "banner=s.recv(100)\n"
+                          "data=bytes(range(256))*16384\n"
+                          "def w():\n"
+                          "  s.sendall(data); s.shutdown(socket.SHUT_WR)\n"
+                          "t=threading.Thread(target=w); t.start()\n"
+                          "got=bytearray()\n"
+                          "while True:\n"
+                          "  d=s.recv(65536)\n"
+                          "  if not d: break\n"
+                          "  got+=d\n"
+                          "t.join()\n"
+                          "print('ok' if bytes(got)==data else 'mismatch %d' % len(got))\n"},
+                         30s);
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out, "ok\n");
+  auto rec = s_->auditWhere("dst", std::string(kBannerV4) + ":22");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["bytes_up"].get<int64_t>(), 4 * 1024 * 1024);
+}
+
 TEST_F(PassthroughTest, RawTcpToDisallowedDestinationIsReset) {
   auto r = s_->inSandbox({"python3", "-c",
                           "import socket\n"

@@ -92,14 +92,6 @@ Scenario::Scenario(Options opts) {
     throw std::runtime_error("topology: " + topo.message());
   }
   topo_ = std::move(*topo);
-  auto t0 = std::chrono::steady_clock::now();
-  auto lap = [&](const char* what) {
-    if (getenv("TOLLGATE_E2E_TRACE")) {
-      fprintf(stderr, "setup %s %lld ms\n", what, (long long)std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
-    }
-  };
-  testPki();
-  lap("pki");
   writeConfig(opts);
   std::string hosts =
       "127.0.0.1 localhost\n"
@@ -112,7 +104,6 @@ Scenario::Scenario(Options opts) {
     }
   }
   startUpstreams();
-  lap("upstreams");
   if (opts.start_gateway) {
     std::string err;
     if (!startGateway(&err)) {
@@ -122,18 +113,9 @@ Scenario::Scenario(Options opts) {
 }
 
 Scenario::~Scenario() {
-  auto t0 = std::chrono::steady_clock::now();
-  auto lap = [&](const char* what) {
-    if (getenv("TOLLGATE_E2E_TRACE")) {
-      fprintf(stderr, "%s %lld ms\n", what, (long long)std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
-    }
-  };
   gateway_.reset();
-  lap("gateway");
   servers_.clear();
-  lap("servers");
   topo_.reset();
-  lap("topo");
   std::error_code ec;
   fs::remove_all(tmp_, ec);
 }

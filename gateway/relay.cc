@@ -14,6 +14,11 @@ namespace {
 // starve the others on the same loop.
 constexpr size_t kSpliceChunk = 256 * 1024;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+// Pipes start at the kernel default (64 KiB) and grow once a direction has
+// carried this much: bulk flows then move more per splice (fewer wakeups),
+// while idle and short flows keep the small ring.
+constexpr uint64_t kGrowPipeAfter = 512 * 1024;
+constexpr int kBulkPipeSize = 1024 * 1024;
 
 bool isTransient(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
@@ -86,6 +91,10 @@ void Relay::pump(Direction& d) {
   if (n > 0) {
     d.in_pipe += static_cast<size_t>(n);
     *d.bytes += static_cast<uint64_t>(n);
+    if (!d.grown && *d.bytes >= kGrowPipeAfter) {
+      d.grown = true;
+      (void)fcntl(d.pipe_wr.get(), F_SETPIPE_SZ, kBulkPipeSize);  // best effort
+    }
     flush(d);
     return;
   }

@@ -48,6 +48,7 @@ class Relay {
     size_t in_pipe = 0;
     bool eof = false;   // src said EOF
     bool shut = false;  // EOF propagated to dst
+    bool grown = false;  // pipe enlarged for bulk transfer
     uint64_t* bytes = nullptr;
     EventPtr read_ev;
     EventPtr write_ev;

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Turns the raw files scripts/bench collected into a table and a JSON file.
+
+usage: report.py RESULTS_DIR OUT_JSON
+
+RESULTS_DIR holds, per mode (direct|via):
+  <mode>_bulk_up.json, <mode>_bulk_down.json   iperf3 -J output
+  <mode>_tls_dl.json                           curl -w '%{json}' output
+  <mode>_newconn.json, <mode>_keepalive.json   wrk_report.lua output
+and for the gateway:
+  cpu_<phase>.json     {"ticks": n, "clk_tck": n, "wall_s": s}
+  idle.json            RSS/fd readings around the idle-flow phase
+  gateway.json         final readings (VmHWM, alive, exit code, ...)
+  meta.json            run parameters
+  tollgate.stderr, audit.jsonl (optional)
+"""
+import json
+import os
+import sys
+
+TARGETS = {
+    "bulk_ratio_min": 0.95,
+    "newconn_ratio_min": 0.80,
+    "cpu_ms_per_mb_max": 0.3,
+    "cpu_us_per_conn_max": 150.0,
+    "kib_per_idle_flow_max": 16.0,
+}
+
+
+def load(d, name):
+    p = os.path.join(d, name)
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def iperf_gbps(j):
+    if not j or "end" not in j:
+        return None, None, (j or {}).get("error", "no iperf3 output")
+    end = j["end"]
+    recv = end.get("sum_received") or {}
+    sent = end.get("sum_sent") or {}
+    bps = recv.get("bits_per_second") or sent.get("bits_per_second")
+    if bps is None:
+        return None, None, j.get("error", "iperf3 reported no rate")
+    # CPU is read over the whole transfer, the omitted warm-up (-O) included:
+    # count its bytes too.
+    nbytes = sum(i["sum"]["bytes"] for i in j.get("intervals", []))
+    if not nbytes:
+        nbytes = recv.get("bytes") or sent.get("bytes")
+    return bps / 1e9, nbytes, j.get("error")
+
+
+def curl_gbps(j):
+    if not j:
+        return None, None, "no curl output"
+    err = None
+    if j.get("exitcode", 0) != 0 or j.get("http_code") not in (200, 206):
+        err = f"curl exit {j.get('exitcode')} http {j.get('http_code')}: {j.get('errormsg')}"
+    size = j.get("size_download") or 0
+    t = (j.get("time_total") or 0) - (j.get("time_starttransfer") or 0)
+    if size <= 0 or t <= 0:
+        return None, size, err or "nothing downloaded"
+    return size * 8 / t / 1e9, size, err
+
+
+def wrk_rate(j):
+    if not j:
+        return None, None, "no wrk output"
+    e = j["errors"]
+    nerr = sum(e.values())
+    err = None
+    if nerr:
+        err = "wrk errors: " + ", ".join(f"{k} {v}" for k, v in e.items() if v)
+    rate = j["requests"] / (j["duration_us"] / 1e6) if j["duration_us"] else None
+    return rate, j["requests"], err
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    return f"{v:.{nd}f}"
+
+
+def main():
+    d, out_path = sys.argv[1], sys.argv[2]
+    meta = load(d, "meta.json") or {}
+    rows = []      # (label, direct, via, ratio, target_text, pass, busy)
+    metrics = {}
+    anomalies = []
+
+    def busy(phase):
+        if not phase:
+            return None
+        b = [load(d, f"{m}_{phase}_sys.json") for m in ("direct", "via")]
+        return [x["busy_pct"] if x else None for x in b]
+
+    def add(key, label, unit, direct, via, target_text=None, ok=None, phase=None):
+        r = ratio(via, direct)
+        metrics[key] = {"label": label, "unit": unit, "direct": direct, "via_tollgate": via,
+                        "ratio": r, "target": target_text, "pass": ok,
+                        "machine_busy_pct": busy(phase)}
+        rows.append((label + f" ({unit})", direct, via, r, target_text, ok, busy(phase)))
+
+    # --- throughput -------------------------------------------------------
+    bulk_bytes = {}
+    for key, label, fname, parse in (
+        ("bulk_tcp_upload", "bulk TCP upload, 1 conn, iperf3", "bulk_up.json", iperf_gbps),
+        ("bulk_tcp_download", "bulk TCP download, 1 conn, iperf3 -R", "bulk_down.json", iperf_gbps),
+        ("bulk_tls_download", "bulk TLS download, 1 conn, curl", "tls_dl.json", curl_gbps),
+    ):
+        phase = fname[:-5]
+        vals = {}
+        for mode in ("direct", "via"):
+            g, nbytes, err = parse(load(d, f"{mode}_{fname}"))
+            vals[mode] = g
+            if mode == "via":
+                bulk_bytes[key] = nbytes
+            if err:
+                anomalies.append(f"{key} [{mode}]: {err}")
+        r = ratio(vals["via"], vals["direct"])
+        ok = None if r is None else r >= TARGETS["bulk_ratio_min"]
+        add(key, label, "Gbit/s", vals["direct"], vals["via"],
+            f">= {TARGETS['bulk_ratio_min']}x direct", ok, phase)
+
+    wrk = {}
+    for key, fname in (("newconn", "newconn.json"), ("keepalive", "keepalive.json")):
+        for mode in ("direct", "via"):
+            j = load(d, f"{mode}_{fname}")
+            rate, n, err = wrk_rate(j)
+            wrk[(key, mode)] = (j, rate, n)
+            if err:
+                anomalies.append(f"{key} [{mode}]: {err}")
+    r = ratio(wrk[("newconn", "via")][1], wrk[("newconn", "direct")][1])
+    add("new_tls_connections", "new TLS connections/s, wrk Connection: close", "conn/s",
+        wrk[("newconn", "direct")][1], wrk[("newconn", "via")][1],
+        f">= {TARGETS['newconn_ratio_min']}x direct",
+        None if r is None else r >= TARGETS["newconn_ratio_min"], "newconn")
+    add("keepalive_requests", "keep-alive HTTPS requests/s, wrk", "req/s",
+        wrk[("keepalive", "direct")][1], wrk[("keepalive", "via")][1], phase="keepalive")
+
+    def lat(key, mode, p):
+        j = wrk[(key, mode)][0]
+        return j["latency_us"][p] / 1000.0 if j else None
+
+    for key, name in (("newconn", "new-connection"), ("keepalive", "keep-alive")):
+        for p in ("p50", "p99"):
+            add(f"{key}_latency_{p}", f"{name} latency {p}", "ms",
+                lat(key, "direct", p), lat(key, "via", p))
+
+    # --- gateway cost ------------------------------------------------------
+    cost_rows = []   # (label, value, unit, target_text, pass)
+    gateway = {}
+    for key, phase in (("bulk_tcp_upload", "bulk_up"), ("bulk_tcp_download", "bulk_down"),
+                       ("bulk_tls_download", "tls_dl")):
+        c = load(d, f"cpu_{phase}.json")
+        nbytes = bulk_bytes.get(key)
+        v = None
+        if c and nbytes:
+            v = c["ticks"] * 1000.0 / c["clk_tck"] / (nbytes / 1e6)
+        ok = None if v is None else v <= TARGETS["cpu_ms_per_mb_max"]
+        gateway[f"cpu_ms_per_mb_{key}"] = v
+        cost_rows.append((f"CPU per MB relayed, {metrics[key]['label']}", v, "ms/MB",
+                          f"<= {TARGETS['cpu_ms_per_mb_max']}", ok))
+    for key, phase, label, target in (
+        ("newconn", "newconn", "CPU per new TLS connection", TARGETS["cpu_us_per_conn_max"]),
+        ("keepalive", "keepalive", "CPU per keep-alive request", None),
+    ):
+        c = load(d, f"cpu_{phase}.json")
+        n = wrk[(key, "via")][2]
+        v = None
+        if c and n:
+            v = c["ticks"] * 1e6 / c["clk_tck"] / n
+        ok = None if (v is None or target is None) else v <= target
+        gateway[f"cpu_us_per_{'conn' if key == 'newconn' else 'request'}"] = v
+        cost_rows.append((label, v, "us", f"<= {target:g}" if target else None, ok))
+    for phase in ("bulk_up", "bulk_down", "tls_dl", "newconn", "keepalive"):
+        c = load(d, f"cpu_{phase}.json")
+        if c and c.get("wall_s"):
+            gateway[f"cpu_util_{phase}"] = c["ticks"] / c["clk_tck"] / c["wall_s"]
+
+    idle = load(d, "idle.json")
+    if idle:
+        est = idle.get("client", {}).get("established", 0)
+        kib = None
+        if est:
+            kib = (idle["rss_after_kb"] - idle["rss_before_kb"]) / est
+        gateway["idle"] = idle
+        gateway["kib_per_idle_flow"] = kib
+        ok = None if kib is None else kib <= TARGETS["kib_per_idle_flow_max"]
+        cost_rows.append((f"RSS per idle flow ({est} flows)", kib, "KiB",
+                          f"<= {TARGETS['kib_per_idle_flow_max']:g}", ok))
+        if est:
+            fds = (idle["fds_after"] - idle["fds_before"]) / est
+            gateway["fds_per_idle_flow"] = fds
+            cost_rows.append(("fds per idle flow", fds, "fds", None, None))
+        cost_rows.append(("RSS before / with idle flows", f"{idle['rss_before_kb']:,} / "
+                          f"{idle['rss_after_kb']:,}", "KiB", None, None))
+        cl = idle.get("client", {})
+        if cl.get("failed") or cl.get("established", 0) < cl.get("requested", 0):
+            anomalies.append(f"idle flows: {cl.get('established')} of {cl.get('requested')} "
+                             f"established, errors {cl.get('errors')}")
+        if idle.get("fds_after_close") is not None and idle["fds_after_close"] > idle["fds_before"] + 8:
+            anomalies.append(f"idle flows: gateway fds {idle['fds_before']} before, "
+                             f"{idle['fds_after_close']} {idle.get('close_wait_s')} s after the "
+                             f"client closed its {est} flows (leak or slow teardown)")
+    gw = load(d, "gateway.json") or {}
+    gateway["lifecycle"] = gw
+    try:
+        with open(os.path.join(d, "gateway-instances.jsonl")) as f:
+            gateway["per_instance"] = [json.loads(l) for l in f if l.strip()]
+    except (OSError, ValueError):
+        pass
+    if gw.get("max_hwm_kb"):
+        cost_rows.append(("peak RSS (max VmHWM of any instance)", f"{gw['max_hwm_kb']:,}", "KiB",
+                          None, None))
+    if gw.get("startup_ms"):
+        st = sorted(gw["startup_ms"])
+        cost_rows.append((f"start-up to ready (median of {len(st)})", float(st[len(st) // 2]),
+                          "ms", None, None))
+    for a in meta.get("phase_anomalies", []):
+        anomalies.append(a)
+
+    # --- audit log and stderr ---------------------------------------------
+    audit = {"records": 0, "by_action": {}, "by_reason": {}}
+    try:
+        with open(os.path.join(d, "audit.jsonl")) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    audit.setdefault("unparsable", 0)
+                    audit["unparsable"] += 1
+                    continue
+                audit["records"] += 1
+                a = str(rec.get("action"))
+                audit["by_action"][a] = audit["by_action"].get(a, 0) + 1
+                reason = str(rec.get("reason"))
+                audit["by_reason"][reason] = audit["by_reason"].get(reason, 0) + 1
+    except OSError:
+        audit = None
+    if audit:
+        # wrk closes its last connections at the end of a run before they send
+        # a byte: those end as action "none", reason "client_closed". Benign.
+        odd = {k: v for k, v in audit["by_reason"].items()
+               if k not in ("rule", "shutdown", "client_closed")}
+        other = {k: v for k, v in audit["by_action"].items() if k not in ("passthrough", "none")}
+        if other or odd:
+            anomalies.append(f"audit: unexpected decisions {audit['by_action']} "
+                             f"reasons {audit['by_reason']}")
+    stderr_lines = []
+    try:
+        with open(os.path.join(d, "tollgate.stderr"), errors="replace") as f:
+            stderr_lines = [l.rstrip("\n") for l in f]
+    except OSError:
+        pass
+    noisy = [l for l in stderr_lines
+             if any(w in l.lower() for w in ("error", "warn", "fail", "abort", "sanitizer"))]
+    if noisy:
+        anomalies.append(f"tollgate stderr: {len(noisy)} warning/error lines, first: {noisy[0]}")
+
+    # --- print -------------------------------------------------------------
+    w0 = max(len(r[0]) for r in rows) + 2
+    head = (f"{'metric':<{w0}}{'direct':>12}{'via tollgate':>14}{'ratio':>8}  {'target':<18}"
+            f"{'ok':>4}{'CPU busy d/v':>15}")
+    print(head)
+    print("-" * len(head))
+    for label, dv, vv, r, tt, ok, b in rows:
+        okt = "" if ok is None else ("yes" if ok else "NO")
+        bt = "" if not b else "/".join("-" if x is None else f"{x:.0f}" for x in b) + "%"
+        print(f"{label:<{w0}}{fmt(dv):>12}{fmt(vv):>14}{fmt(r):>8}  {tt or '':<18}{okt:>4}{bt:>15}")
+    print()
+    w1 = max(len(r[0]) + len(r[2]) + 3 for r in cost_rows) + 2
+    head2 = f"{'gateway cost (via tollgate)':<{w1}}{'value':>14}  {'target':<18}{'ok':>4}"
+    print(head2)
+    print("-" * len(head2))
+    for label, v, unit, tt, ok in cost_rows:
+        okt = "" if ok is None else ("yes" if ok else "NO")
+        print(f"{label + ' (' + unit + ')':<{w1}}{fmt(v):>14}  {tt or '':<18}{okt:>4}")
+    util = [f"{k[9:]} {v * 100:.0f}%" for k, v in gateway.items() if k.startswith("cpu_util_")]
+    if util:
+        print(f"gateway CPU use (% of one core): {', '.join(util)}")
+    print("CPU busy d/v: the whole machine's CPU use during the direct / via-tollgate phase "
+          "(100% = every CPU busy: the phase was CPU-bound)")
+    if audit:
+        print(f"audit records: {audit['records']} {audit['by_action']}")
+    print()
+    if anomalies:
+        print("anomalies:")
+        for a in anomalies:
+            print(f"  - {a}")
+    else:
+        print("anomalies: none")
+
+    checks = [m["pass"] for m in metrics.values() if m["pass"] is not None]
+    checks += [r[4] for r in cost_rows if r[4] is not None]
+    result = {
+        "meta": meta,
+        "targets": TARGETS,
+        "metrics": metrics,
+        "gateway": gateway,
+        "audit": audit,
+        "anomalies": anomalies,
+        "all_targets_met": bool(checks) and all(checks),
+        "raw": {name[:-5]: load(d, name) for name in sorted(os.listdir(d))
+                if name.endswith(".json") and name.startswith(("direct_", "via_"))
+                and "bulk" not in name},
+    }
+    with open(out_path, "w") as f:
+        json.dump(result, f, indent=2, sort_keys=False)
+        f.write("\n")
+    print(f"results written to {out_path}")
+    return 0 if result["all_targets_met"] else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,7 +26,8 @@ std::optional<SockAddr> SockAddr::parseIp(std::string_view ip, uint16_t port) {
   if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') {
     ip = ip.substr(1, ip.size() - 2);
   }
-  if (ip.empty() || ip.size() >= INET6_ADDRSTRLEN) {
+  // inet_pton stops at a NUL: "1.2.3.4\0junk" must not pass as 1.2.3.4.
+  if (ip.empty() || ip.size() >= INET6_ADDRSTRLEN || ip.find('\0') != std::string_view::npos) {
     return std::nullopt;
   }
   std::string s(ip);

@@ -5,6 +5,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/sockaddr.h"
 #include "gateway/cidr.h"
@@ -66,8 +68,9 @@ struct UpstreamVerdict {
   // "" when allowed; "deny_cidr:<cidr>" naming the matched prefix (from
   // deny_cidrs or `extra`), "invalid_address" for a non-IP address.
   std::string reason;
-  // When the match was on an IPv4 address embedded in IPv6 (mapped, NAT64,
-  // 6to4, Teredo), that IPv4 address.
+  // When the match was on an IPv4 address embedded in IPv6 (compatible,
+  // NAT64, 6to4, Teredo), that IPv4 address. (IPv4-mapped addresses are
+  // IPv4 addresses to Cidr::contains() and match directly.)
   std::optional<SockAddr> embedded_v4;
 };
 

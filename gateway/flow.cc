@@ -353,6 +353,9 @@ void Flow::sendRefusal(uint8_t tls_alert, int http_status, std::string_view http
   if (timer_ev_) {
     event_del(timer_ev_.get());
   }
+  if (tls_alert == kAlertAccessDenied && answerDenialOverTls()) {
+    return;
+  }
   std::string reply;
   if (peek_.protocol == sni::Protocol::Tls) {
     reply = tlsAlertRecord(tls_alert);
@@ -375,6 +378,49 @@ void Flow::sendRefusal(uint8_t tls_alert, int http_status, std::string_view http
   }
   event_add(client_ev_.get(), nullptr);
   armTimer(kRefuseLinger);
+}
+
+// deny_style: http-403: finish the handshake with a leaf for the SNI and
+// answer 403 inside TLS. Falls back to the alert when that is not possible
+// (no CA loaded, no SNI, minting failed).
+bool Flow::answerDenialOverTls() {
+  if (rt_->config->gateway.deny_style != DenyStyle::Http403 || env_.minter == nullptr ||
+      peek_.protocol != sni::Protocol::Tls || peek_.status != sni::Status::Done ||
+      !peek_.tls.sni) {
+    return false;
+  }
+  auto leaf = env_.minter->leafFor(peek_.tls.sni->name);
+  if (!leaf) {
+    return false;
+  }
+  std::string reply = httpErrorResponse(403, "Forbidden", {rec_.sandbox, rec_.sni, rec_.rule, rec_.reason});
+  auto responder = TlsResponder::start(
+      env_.base, env_.sandbox_tls, **leaf, client_.get(),
+      std::span<const uint8_t>(buf_.data(), buf_.size()), std::move(reply),
+      std::chrono::milliseconds(rt_->config->gateway.peek_timeout_ms),
+      [this](TlsResponder::Outcome o) {
+        if (o == TlsResponder::Outcome::Answered) {
+          const std::string& head = tls_responder_->request();
+          sni::Peeker http;
+          auto parsed = http.update(std::span<const uint8_t>(
+              reinterpret_cast<const uint8_t*>(head.data()), head.size()));
+          rec_.has_http = true;
+          rec_.http_status = 403;
+          if (parsed.status == sni::Status::Done && parsed.protocol == sni::Protocol::Http) {
+            rec_.http_method = parsed.http.method;
+            rec_.http_path = pathWithoutQuery(parsed.http.target);
+          }
+        }
+        finish();
+      });
+  if (!responder) {
+    return false;
+  }
+  if (client_ev_) {
+    event_del(client_ev_.get());
+  }
+  tls_responder_ = std::move(*responder);
+  return true;
 }
 
 void Flow::drainThenClose() {

@@ -21,6 +21,7 @@
 #include "gateway/policy.h"
 #include "gateway/relay.h"
 #include "gateway/resolver.h"
+#include "gateway/tls_responder.h"
 #include "sni/sni.h"
 
 namespace tollgate::gateway {
@@ -33,6 +34,9 @@ struct FlowEnv {
   Resolver* resolver = nullptr;
   AuditLog* audit = nullptr;
   Counters* counters = nullptr;
+  // Set when tollgate's CA is loaded (deny_style: http-403); else null.
+  ca::LeafMinter* minter = nullptr;
+  SSL_CTX* sandbox_tls = nullptr;
 };
 
 // Read-only state shared by every flow started under one configuration.
@@ -75,6 +79,7 @@ class Flow {
   void refuse(const std::string& reason);
   void upstreamFailed(const std::string& reason);
   void sendRefusal(uint8_t tls_alert, int http_status, std::string_view http_text);
+  bool answerDenialOverTls();
   void drainThenClose();
   void finish();
   void armTimer(std::chrono::milliseconds ms);
@@ -105,6 +110,7 @@ class Flow {
   UniqueFd upstream_;
   SockAddr upstream_addr_;
   std::unique_ptr<Relay> relay_;
+  std::unique_ptr<TlsResponder> tls_responder_;
   size_t drained_ = 0;
 
   FlowRecord rec_;

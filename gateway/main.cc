@@ -2,9 +2,12 @@
 // error, 2 usage error.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <ctime>
 #include <string>
 #include <variant>
+#include <vector>
 
+#include "ca/ca.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
 #include "nat/nat.h"
@@ -38,6 +41,90 @@ int down() {
   return kExitOk;
 }
 
+// `tollgate ca init|rotate` (DESIGN.md "CLI").
+struct CaArgs {
+  std::string dir;
+  std::string key_type = "ecdsa-p256";
+  int days = 3650;
+  std::string name;
+  std::vector<std::string> permit_dns;
+};
+
+std::string utcTime(time_t t) {
+  struct tm tm {};
+  char buf[32];
+  if (gmtime_r(&t, &tm) == nullptr ||
+      std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%SZ", &tm) == 0) {
+    return std::to_string(t);
+  }
+  return buf;
+}
+
+void printCa(const tollgate::ca::CertInfo& c, const std::string& key_path, const char* key_note) {
+  std::printf("  %-12s %s\n", "certificate", c.path.c_str());
+  std::printf("  %-12s %s%s\n", "private key", key_path.c_str(), key_note);
+  std::printf("  %-12s %s\n", "subject", c.subject.c_str());
+  std::printf("  %-12s %s\n", "SHA-256", c.fingerprint_sha256.c_str());
+  std::printf("  %-12s %s\n", "expires", utcTime(c.not_after).c_str());
+}
+
+int caCommand(const CaArgs& args, bool rotate) {
+  tollgate::ca::CaOptions options;
+  options.key_type = tollgate::ca::parseKeyType(args.key_type).value_or(options.key_type);
+  options.validity_days = args.days;
+  options.common_name = args.name;
+  options.permitted_dns = args.permit_dns;
+  auto files =
+      rotate ? tollgate::ca::rotateCa(args.dir, options) : tollgate::ca::initCa(args.dir, options);
+  if (!files) {
+    std::fprintf(stderr, "tollgate: error: %s\n", files.message().c_str());
+    return kExitError;
+  }
+  std::printf("%s %s\n", rotate ? "rotated the CA in" : "created a CA in", args.dir.c_str());
+  printCa(files->cert, files->key_path, " (mode 0600; never copy it into a sandbox)");
+  std::printf("  %-12s %s\n", "key type",
+              std::string(tollgate::ca::keyTypeName(files->key_type)).c_str());
+  if (!args.permit_dns.empty()) {
+    std::string names;
+    for (const auto& n : args.permit_dns) {
+      names += (names.empty() ? "" : ", ") + n;
+    }
+    std::printf("  %-12s %s (and their subdomains; no IP addresses)\n", "valid for", names.c_str());
+  }
+  const std::string crt = files->cert.path;
+  if (rotate) {
+    std::printf("previous CA, kept for the overlap:\n");
+    if (files->prev) {
+      printCa(*files->prev, files->prev_key_path, "");
+    } else {
+      std::printf("  %s/%s and %s (certificate unreadable)\n", args.dir.c_str(),
+                  tollgate::ca::kPrevCertFile, files->prev_key_path.c_str());
+    }
+    std::printf(
+        "\nTo switch without breaking sandboxes:\n"
+        "  1. add the new %s to every sandbox's trust store next to the old one\n"
+        "     (e.g. as tollgate-next.crt beside tollgate.crt, then update-ca-certificates);\n"
+        "  2. restart tollgate, so new leaf certificates are signed by the new CA;\n"
+        "  3. once every sandbox trusts the new CA, remove the old certificate from the\n"
+        "     trust stores and delete %s/%s and %s/%s.\n",
+        crt.c_str(), args.dir.c_str(), tollgate::ca::kPrevCertFile, args.dir.c_str(),
+        tollgate::ca::kPrevKeyFile);
+    return kExitOk;
+  }
+  std::printf(
+      "\nTo make a sandbox trust it, install only the certificate in its trust store:\n"
+      "  Debian, Ubuntu, Alpine: copy %s to /usr/local/share/ca-certificates/tollgate.crt\n"
+      "                          and run update-ca-certificates\n"
+      "  Fedora, RHEL:           copy it to /etc/pki/ca-trust/source/anchors/tollgate.crt\n"
+      "                          and run update-ca-trust\n"
+      "Runtimes with their own bundle need it too (Node: NODE_EXTRA_CA_CERTS; Python\n"
+      "requests/certifi: REQUESTS_CA_BUNDLE; Java: keytool -importcert). Check inside the\n"
+      "sandbox with `openssl x509 -noout -fingerprint -sha256 -in FILE`: it must print\n"
+      "the SHA-256 above.\n",
+      crt.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,6 +142,26 @@ int main(int argc, char** argv) {
       app.add_subcommand("down", "remove tollgate's nftables table (capture or block)");
   down_cmd->add_option("--config", config, "config file (YAML); optional");
 
+  CaArgs ca_args;
+  auto* ca_cmd = app.add_subcommand("ca", "create or rotate the CA that signs MITM certificates");
+  ca_cmd->require_subcommand(1);
+  auto* ca_init = ca_cmd->add_subcommand(
+      "init", "create DIR/ca.crt (0644) and DIR/ca.key (0600); refuses to overwrite");
+  auto* ca_rotate = ca_cmd->add_subcommand(
+      "rotate", "replace the CA in DIR, keeping the old one as ca.prev.* for the overlap");
+  for (auto* sub : {ca_init, ca_rotate}) {
+    sub->add_option("--dir", ca_args.dir, "CA directory (created 0700 if missing)")->required();
+    sub->add_option("--key-type", ca_args.key_type, "CA key type (default ecdsa-p256)")
+        ->check(CLI::IsMember({"ecdsa-p256", "rsa-2048", "rsa-3072"}));
+    sub->add_option("--days", ca_args.days, "validity in days (default 3650)")
+        ->check(CLI::Range(1, 36500));
+    sub->add_option("--name", ca_args.name,
+                    "subject CN (default: tollgate sandbox CA <hostname> <date>)");
+    sub->add_option("--permit-dns", ca_args.permit_dns,
+                    "only valid for these DNS names and their subdomains (nameConstraints); "
+                    "repeatable");
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -69,6 +176,9 @@ int main(int argc, char** argv) {
   }
   if (down_cmd->parsed()) {
     return down();
+  }
+  if (ca_init->parsed() || ca_rotate->parsed()) {
+    return caCommand(ca_args, ca_rotate->parsed());
   }
   return kExitUsage;
 }

@@ -17,7 +17,9 @@
 #include <thread>
 
 #include "gateway/config.h"
+#include "ca/ca.h"
 #include "gateway/log.h"
+#include "gateway/tls_responder.h"
 #include "gateway/worker.h"
 #include "nat/nat.h"
 
@@ -235,6 +237,28 @@ class Daemon {
     }
     runtime_.store(makeRuntime(config_, local));
 
+    if (g.deny_style == DenyStyle::Http403) {
+      // The CA answers refusals inside TLS; without it start-up fails
+      // rather than silently falling back to alerts.
+      auto authority = ca::Authority::load(g.ca_cert, g.ca_key);
+      if (!authority) {
+        log::error("{}: gateway.ca: {} (deny_style: http-403 needs tollgate's CA; create one with "
+                   "`tollgate ca init --dir {}`)",
+                   path_, authority.message(), g.state_dir);
+        return 1;
+      }
+      auto minter = ca::LeafMinter::create(*authority);
+      auto ctx = makeSandboxServerCtx();
+      if (!minter || !ctx) {
+        log::error("{}", !minter ? minter.message() : ctx.message());
+        return 1;
+      }
+      minter_ = std::move(*minter);
+      sandbox_tls_ = std::move(*ctx);
+      log::info("CA {} loaded (SHA-256 {}), refusals answered with HTTP 403 inside TLS",
+                g.ca_cert, (*authority)->fingerprintSha256());
+    }
+
     auto audit = AuditLog::open(g.audit_log);
     if (!audit) {
       log::error("{}: {}", path_, audit.message());
@@ -245,7 +269,8 @@ class Daemon {
     unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);
     for (unsigned i = 0; i < n; ++i) {
       auto w = Worker::create(static_cast<int>(i), *addrs, resolverSettings(g), audit_.get(),
-                              &counters_, [this] { return runtime_.load(); });
+                              &counters_, [this] { return runtime_.load(); }, minter_.get(),
+                              sandbox_tls_.get());
       if (!w) {
         log::error("{}", w.message());
         return 1;
@@ -363,6 +388,8 @@ class Daemon {
   std::atomic<std::shared_ptr<const Runtime>> runtime_;
   std::unique_ptr<AuditLog> audit_;
   Counters counters_;
+  std::unique_ptr<ca::LeafMinter> minter_;
+  SslCtxPtr sandbox_tls_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

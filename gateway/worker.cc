@@ -42,11 +42,14 @@ Result<UniqueFd> bindListener(const SockAddr& addr) {
 
 Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<SockAddr>& addrs,
                                                const ResolverSettings& dns, AuditLog* audit,
-                                               Counters* counters, RuntimeSource runtime) {
+                                               Counters* counters, RuntimeSource runtime,
+                                               ca::LeafMinter* minter, SSL_CTX* sandbox_tls) {
   std::unique_ptr<Worker> w(new Worker());
   w->index_ = index;
   w->audit_ = audit;
   w->counters_ = counters;
+  w->minter_ = minter;
+  w->sandbox_tls_ = sandbox_tls;
   w->runtime_ = std::move(runtime);
   w->base_.reset(event_base_new());
   if (!w->base_) {
@@ -116,7 +119,8 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
       continue;
     }
     auto flow = std::make_unique<Flow>(
-        FlowEnv{self->base_.get(), self->resolver_.get(), self->audit_, self->counters_},
+        FlowEnv{self->base_.get(), self->resolver_.get(), self->audit_, self->counters_,
+                self->minter_, self->sandbox_tls_},
         self->runtime_(), std::move(client), *src, *dst, &Worker::flowDone, self);
     Flow* raw = flow.get();
     self->flows_.emplace(raw, std::move(flow));

@@ -25,7 +25,8 @@ class Worker {
   // Binds listeners on `addrs` (SO_REUSEPORT, so every worker can bind them).
   static Result<std::unique_ptr<Worker>> create(int index, const std::vector<SockAddr>& addrs,
                                                 const ResolverSettings& dns, AuditLog* audit,
-                                                Counters* counters, RuntimeSource runtime);
+                                                Counters* counters, RuntimeSource runtime,
+                                                ca::LeafMinter* minter, SSL_CTX* sandbox_tls);
   ~Worker();
 
   void startThread();
@@ -47,6 +48,8 @@ class Worker {
   std::unique_ptr<Resolver> resolver_;
   AuditLog* audit_ = nullptr;
   Counters* counters_ = nullptr;
+  ca::LeafMinter* minter_ = nullptr;
+  SSL_CTX* sandbox_tls_ = nullptr;
   RuntimeSource runtime_;
   std::vector<UniqueFd> listen_fds_;
   std::vector<EventPtr> listen_evs_;

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "scenario.h"
@@ -384,6 +385,64 @@ TEST_F(LifecycleTest, CheckReportsErrorsWithFileLineColumn) {
       << "a refused config must not install anything";
   auto usage = s.inHost({TOLLGATE_BINARY, "frobnicate"});
   EXPECT_EQ(usage.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace tollgate::e2e
+
+namespace tollgate::e2e {
+namespace {
+using namespace std::chrono_literals;
+std::string show(const harness::CommandResult& r);
+
+// deny_style: http-403: a sandbox that trusts tollgate's CA gets a readable
+// 403 inside TLS; the CA comes from `tollgate ca init`.
+TEST(DenyStyleTest, Http403AnswersInsideTlsWithALeafFromTollgatesCa) {
+  char tmpl[] = "/tmp/tollgate-ca-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = std::string(tmpl) + "/ca";
+  auto init = harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir}, 30s);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  // A second init must refuse to overwrite.
+  EXPECT_EQ(harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir}, 30s).exit_code,
+            1);
+  Scenario::Options o;
+  o.extra_gateway_yaml = "  deny_style: http-403\n  ca: {cert: " + dir + "/ca.crt, key: " + dir +
+                         "/ca.key}\n";
+  Scenario s(o);
+  auto r = s.inSandbox({"curl", "-sS", "-i", "--max-time", "10", "--cacert", dir + "/ca.crt",
+                        "https://denied.example.test/secret?x=1"});
+  ASSERT_EQ(r.exit_code, 0) << show(r) << s.gatewayStderr();
+  EXPECT_NE(r.out.find("HTTP/1.1 403 Forbidden"), std::string::npos) << r.out;
+  auto body = nlohmann::json::parse(r.out.substr(r.out.find("\r\n\r\n") + 4));
+  EXPECT_EQ(body["sandbox"], "agents");
+  EXPECT_EQ(body["host"], "denied.example.test");
+  EXPECT_EQ(body["rule"], "4");
+  auto rec = s.auditWhere("sni", "denied.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["action"], "deny");
+  EXPECT_EQ(rec["http"]["status"], 403);
+  EXPECT_EQ(rec["http"]["path"], "/secret");
+  EXPECT_EQ(rec["http"]["method"], "GET");
+  // Allowed flows are untouched: still end-to-end TLS to the real server.
+  auto ok = s.curl({"https://api.example.test/"});
+  EXPECT_EQ(ok.exit_code, 0) << show(ok);
+  // A client that does not trust the CA still gets no data from the host.
+  auto untrusted = s.curl({"https://denied.example.test/"});
+  EXPECT_NE(untrusted.exit_code, 0);
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+}
+
+TEST(DenyStyleTest, Http403WithoutACaRefusesToStart) {
+  Scenario::Options o;
+  o.start_gateway = false;
+  o.extra_gateway_yaml = "  deny_style: http-403\n  ca: {cert: /nonexistent/ca.crt, key: /nonexistent/ca.key}\n";
+  Scenario s(o);
+  auto run = s.inHost({TOLLGATE_BINARY, "run", "--config", s.configPath()});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find("tollgate ca init"), std::string::npos) << run.err;
+  EXPECT_NE(s.inHost({"nft", "list", "table", "inet", "tollgate"}).exit_code, 0);
 }
 
 }  // namespace

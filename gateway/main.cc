@@ -7,6 +7,8 @@
 #include <variant>
 #include <vector>
 
+#include <openssl/rand.h>
+
 #include "ca/ca.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
@@ -125,6 +127,31 @@ int caCommand(const CaArgs& args, bool rotate) {
   return kExitOk;
 }
 
+// A fresh placeholder: what a sandbox holds instead of the real secret. It
+// must be unguessable (it is a capability inside tollgate's rewriter) and
+// recognisable in logs of the sandbox's own tools.
+int mintPlaceholder(const std::string& name) {
+  std::string tag;
+  for (char c : name) {
+    if (tag.size() < 16 && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) {
+      tag.push_back(c);
+    }
+  }
+  unsigned char random[20];
+  if (RAND_bytes(random, sizeof(random)) != 1) {
+    std::fprintf(stderr, "tollgate: error: no randomness available (RAND_bytes failed)\n");
+    return kExitError;
+  }
+  std::string out = "tgph_" + (tag.empty() ? std::string("cred") : tag) + "_";
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char b : random) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  std::printf("%s\n", out.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,6 +189,14 @@ int main(int argc, char** argv) {
                     "repeatable");
   }
 
+  std::string credential_name;
+  auto* cred_cmd = app.add_subcommand("credential", "placeholders for credentials");
+  cred_cmd->require_subcommand(1);
+  auto* cred_mint = cred_cmd->add_subcommand(
+      "mint", "print a fresh random placeholder for credential NAME (160 random bits)");
+  cred_mint->add_option("NAME", credential_name, "credential name, as under `credentials:`")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -176,6 +211,9 @@ int main(int argc, char** argv) {
   }
   if (down_cmd->parsed()) {
     return down();
+  }
+  if (cred_mint->parsed()) {
+    return mintPlaceholder(credential_name);
   }
   if (ca_init->parsed() || ca_rotate->parsed()) {
     return caCommand(ca_args, ca_rotate->parsed());

@@ -447,3 +447,20 @@ TEST(DenyStyleTest, Http403WithoutACaRefusesToStart) {
 
 }  // namespace
 }  // namespace tollgate::e2e
+
+namespace tollgate::e2e {
+namespace {
+
+TEST(CliTest, CredentialMintPrintsFreshPlaceholdersAValidConfigAccepts) {
+  auto a = harness::runCommand("", {TOLLGATE_BINARY, "credential", "mint", "openai"}, 10s);
+  auto b = harness::runCommand("", {TOLLGATE_BINARY, "credential", "mint", "openai"}, 10s);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(a.out, b.out);
+  ASSERT_EQ(a.out.rfind("tgph_openai_", 0), 0u) << a.out;
+  EXPECT_EQ(a.out.size(), std::string("tgph_openai_").size() + 40 + 1);
+  EXPECT_EQ(harness::runCommand("", {TOLLGATE_BINARY, "credential", "mint"}, 10s).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace tollgate::e2e

@@ -25,12 +25,31 @@ struct CaptureSpec {
   std::vector<std::string> interfaces;
   uint16_t listen_port = 15001;  // TCP redirect target (on the interface address)
   bool ipv6_capture = true;      // false = `ipv6: block`: drop all IPv6 from the interfaces
+  // DNS capture (gateway.dns_port). 0 = none: sandbox DNS is dropped like all
+  // other non-TCP traffic, and TCP to port 53 goes to listen_port like any
+  // other TCP. Otherwise UDP and TCP to port 53 of *any* address (IPv4 and,
+  // with ipv6_capture, IPv6) are redirected to this port on the interface
+  // address, where tollgate's DNS service answers. Must differ from
+  // listen_port and must not be 53.
+  uint16_t dns_port = 0;
 };
 
 // Builds and sends ONE atomic netlink batch that replaces any existing
 // `inet tollgate` table (stale from a crash) with the full capture ruleset:
 //   add table (no-op if present); delete table; create table + sets + chains
 //   + rules.
+// What the ruleset does to traffic arriving on the interfaces:
+//   prerouting (nat, prio -110), first match wins:
+//     [dns_port] udp dport 53 -> redirect to :dns_port
+//     [dns_port] tcp dport 53 -> redirect to :dns_port  (before the generic one)
+//     tcp (any port)          -> redirect to :listen_port
+//   input (filter): established/related; redirected TCP to listen_port;
+//     [dns_port] redirected UDP and TCP to dns_port; ICMPv6 neighbour
+//     discovery; everything else dropped.
+//   forward (filter): nothing from the interfaces is routed, nothing new into
+//     them (UDP other than DNS, ICMP, ... fail closed).
+// With ipv6_capture = false every IPv6 packet (but neighbour discovery) is
+// dropped before NAT and the redirects match IPv4 only.
 // The kernel applies the batch as one transaction, so there is no moment in
 // which sandboxes are uncaptured. On error nothing changed; the message names
 // the object and, where known, the missing kernel feature.
@@ -38,8 +57,13 @@ struct CaptureSpec {
 // Where redirected connections land (kernel behaviour, not ours): IPv4 goes
 // to the *primary* address of the incoming interface, IPv6 to the first
 // non-tentative address in its list (global before link-local). Bind the
-// listener on those addresses (after DAD). A connection that already targets
-// exactly that address and listen_port is not marked DNAT and is dropped.
+// listener, and the DNS service's UDP and TCP sockets, on those addresses
+// (after DAD). A connection or datagram that already targets exactly that
+// address and listen_port / dns_port is not marked DNAT and is dropped.
+// The DNS service answers a redirected UDP query from the socket it arrived
+// on (bound to that address): conntrack rewrites the reply's source back to
+// the address and port 53 the sandbox queried, so resolvers in the sandbox
+// accept it.
 Result<void> installCapture(const CaptureSpec& spec);
 
 // Atomically replaces the table with a fail-closed one: everything arriving on

@@ -4,6 +4,7 @@
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <cstring>
@@ -64,14 +65,10 @@ class RuleBuilder {
     return word("meta l4proto tcp");
   }
 
-  // `tcp dport PORT`: nft hides the l4proto dependency when printing.
-  RuleBuilder& tcpDport(uint16_t port) {
-    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
-    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(IPPROTO_TCP)});
-    add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1});
-    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u16NetBytes(port)});
-    return word("tcp dport " + std::to_string(port));
-  }
+  // `tcp dport PORT` / `udp dport PORT`: nft hides the l4proto dependency
+  // when printing. The destination port sits at offset 2 of both headers.
+  RuleBuilder& tcpDport(uint16_t port) { return l4Dport(IPPROTO_TCP, "tcp", port); }
+  RuleBuilder& udpDport(uint16_t port) { return l4Dport(IPPROTO_UDP, "udp", port); }
 
   // `icmpv6 type @SET`. The nfproto check keeps an IPv4 packet with protocol
   // number 58 from matching; nft hides both dependencies when printing.
@@ -136,6 +133,14 @@ class RuleBuilder {
     add(expr::Meta{key, NFT_REG_1});
     add(expr::Lookup{NFT_REG_1, set, set_id, false});
     return word(std::string(keyword) + " @" + set);
+  }
+
+  RuleBuilder& l4Dport(uint8_t proto, const char* keyword, uint16_t port) {
+    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(proto)});
+    add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u16NetBytes(port)});
+    return word(std::string(keyword) + " dport " + std::to_string(port));
   }
 
   void add(Expr e) { rule_.exprs.push_back(std::move(e)); }
@@ -258,6 +263,17 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
     return makeError("nftables: listen_port 0 is not a valid redirect target");
   }
   const uint16_t port = spec.listen_port;
+  const uint16_t dns_port = spec.dns_port;  // 0: no DNS capture
+  const bool dns = dns_port != 0;
+  if (dns && dns_port == port) {
+    return makeError("nftables: gateway.dns_port " + std::to_string(dns_port) +
+                     " is also gateway.listen_port; the DNS service needs a port of its own");
+  }
+  if (dns && dns_port == kDnsPort) {
+    return makeError(
+        "nftables: gateway.dns_port 53 is the port sandbox DNS is redirected from; choose another "
+        "port for the DNS service (e.g. 15053)");
+  }
 
   Ruleset rs;
   rs.comment = spec.ipv6_capture
@@ -270,10 +286,14 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
         Chain{"prerouting_filter", "filter", NF_INET_PRE_ROUTING, kPriorityPreroutingFilter,
               "ipv6: block - drop sandbox IPv6 before NAT, except neighbour discovery"});
   }
-  rs.chains.push_back(Chain{"prerouting", "nat", NF_INET_PRE_ROUTING, kPriorityNat,
-                            "capture: redirect sandbox TCP to the tollgate listener"});
-  rs.chains.push_back(Chain{"input", "filter", NF_INET_LOCAL_IN, kPriorityFilter,
-                            "sandboxes reach only the tollgate listener on this host"});
+  rs.chains.push_back(
+      Chain{"prerouting", "nat", NF_INET_PRE_ROUTING, kPriorityNat,
+            dns ? "capture: redirect sandbox DNS to the tollgate DNS service, TCP to the listener"
+                : "capture: redirect sandbox TCP to the tollgate listener"});
+  rs.chains.push_back(
+      Chain{"input", "filter", NF_INET_LOCAL_IN, kPriorityFilter,
+            dns ? "sandboxes reach only the tollgate listener and DNS service on this host"
+                : "sandboxes reach only the tollgate listener on this host"});
   rs.chains.push_back(Chain{"forward", "filter", NF_INET_FORWARD, kPriorityFilter,
                             "nothing is routed to or from sandboxes past the gateway"});
 
@@ -287,12 +307,25 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
                            .build("ipv6: block - no IPv6 from sandboxes"));
   }
 
-  RuleBuilder redirect("prerouting");
-  redirect.iifnameIn(kIfaceSet, kIfaceSetId);
-  if (!spec.ipv6_capture) {
-    redirect.nfproto(NFPROTO_IPV4);
+  // Every redirect starts alike; with `ipv6: block` it matches IPv4 only
+  // (IPv6 was dropped in prerouting_filter already; this is belt and braces).
+  auto redirect = [&] {
+    RuleBuilder b("prerouting");
+    b.iifnameIn(kIfaceSet, kIfaceSetId);
+    if (!spec.ipv6_capture) {
+      b.nfproto(NFPROTO_IPV4);
+    }
+    return b;
+  };
+  if (dns) {
+    // `redirect` is a terminal verdict, so TCP/53 must be redirected here,
+    // before the catch-all TCP rule below would send it to the listener.
+    rs.rules.push_back(redirect().udpDport(kDnsPort).counter().redirectToPort(dns_port).build(
+        "sandbox DNS over UDP, to any address, goes to the tollgate DNS service"));
+    rs.rules.push_back(redirect().tcpDport(kDnsPort).counter().redirectToPort(dns_port).build(
+        "sandbox DNS over TCP, to any address, goes to the tollgate DNS service"));
   }
-  rs.rules.push_back(redirect.l4protoTcp().counter().redirectToPort(port).build(
+  rs.rules.push_back(redirect().l4protoTcp().counter().redirectToPort(port).build(
       "every sandbox TCP connection goes to the tollgate listener"));
 
   rs.rules.push_back(RuleBuilder("input")
@@ -308,6 +341,26 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
                          .counter()
                          .accept()
                          .build("redirected sandbox TCP reaching the tollgate listener"));
+  if (dns) {
+    // Only redirected flows: a sandbox addressing the DNS service's own
+    // address and port directly is not DNAT and is dropped below.
+    rs.rules.push_back(
+        RuleBuilder("input")
+            .iifnameIn(kIfaceSet, kIfaceSetId)
+            .ctStatusDnat()
+            .udpDport(dns_port)
+            .counter()
+            .accept()
+            .build("redirected sandbox DNS over UDP reaching the tollgate DNS service"));
+    rs.rules.push_back(
+        RuleBuilder("input")
+            .iifnameIn(kIfaceSet, kIfaceSetId)
+            .ctStatusDnat()
+            .tcpDport(dns_port)
+            .counter()
+            .accept()
+            .build("redirected sandbox DNS over TCP reaching the tollgate DNS service"));
+  }
   rs.rules.push_back(ndAccept("input"));
   rs.rules.push_back(RuleBuilder("input")
                          .iifnameIn(kIfaceSet, kIfaceSetId)
@@ -320,7 +373,9 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
           .iifnameIn(kIfaceSet, kIfaceSetId)
           .counter()
           .drop()
-          .build("fail closed: TCP was redirected, other sandbox traffic is not routed"));
+          .build(dns ? "fail closed: TCP and DNS were redirected, other sandbox traffic is not "
+                       "routed"
+                     : "fail closed: TCP was redirected, other sandbox traffic is not routed"));
   rs.rules.push_back(RuleBuilder("forward")
                          .oifnameIn(kIfaceSet, kIfaceSetId)
                          .ctStateEstablishedRelated(true)

@@ -24,6 +24,7 @@ inline constexpr const char* kIfaceSet = "sandbox_ifaces";
 inline constexpr const char* kNdSet = "nd_types";
 inline constexpr uint32_t kIfaceSetId = 1;
 inline constexpr uint32_t kNdSetId = 2;
+inline constexpr uint16_t kDnsPort = 53;  // sandbox DNS (UDP and TCP) captured when dns_port != 0
 // nft's datatype numbers (nftables include/datatype.h), stored as set key type
 // so that `nft list` prints the set as `type ifname` / `type icmpv6_type`.
 inline constexpr uint32_t kNftTypeIfname = 41;
@@ -149,7 +150,9 @@ Result<std::vector<std::string>> normalizeInterfaces(const std::vector<std::stri
 // The 16-byte, zero-padded key nft uses for an ifname. Precondition: valid name.
 Bytes encodeIfname(std::string_view name);
 
-// Full capture ruleset (see DESIGN.md "Data flow"); errors name the bad field.
+// Full capture ruleset (see DESIGN.md "Data flow" and installCapture() in
+// nat.h); errors name the bad field (listen_port, gateway.dns_port,
+// gateway.interfaces, the interface).
 Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec);
 // Fail-closed ruleset for `on_exit: block`.
 Result<Ruleset> buildBlockRuleset(const std::vector<std::string>& interfaces);

@@ -274,6 +274,72 @@ TEST_F(NatTableTest, Ipv6BlockAddsEarlyIpv6Drop) {
           "iifname @sandbox_ifaces meta nfproto ipv4 meta l4proto tcp counter redirect to :15001"));
 }
 
+TEST_F(NatTableTest, DnsCaptureAddsRedirectsAndAcceptsInTheSameTable) {
+  auto s = spec({"tgsb0"});
+  s.dns_port = 15053;
+  auto r = install(s);
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(tollgateTables(), 1);
+  auto rs = buildCaptureRuleset(s);
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);  // rule for rule, comments included
+  ListedTable t = listed();
+  // TCP/53 before the catch-all TCP redirect, as nft itself reads them back.
+  EXPECT_THAT(t.chains["prerouting"].rules,
+              ElementsAre("iifname @sandbox_ifaces udp dport 53 counter redirect to :15053",
+                          "iifname @sandbox_ifaces tcp dport 53 counter redirect to :15053",
+                          "iifname @sandbox_ifaces meta l4proto tcp counter redirect to :15001"));
+  EXPECT_THAT(t.chains["input"].rules,
+              ElementsAre("iifname @sandbox_ifaces ct state established,related counter accept",
+                          "iifname @sandbox_ifaces ct status dnat tcp dport 15001 counter accept",
+                          "iifname @sandbox_ifaces ct status dnat udp dport 15053 counter accept",
+                          "iifname @sandbox_ifaces ct status dnat tcp dport 15053 counter accept",
+                          "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces counter drop"));
+  for (const auto& [name, chain] : t.chains) {
+    for (const std::string& comment : chain.comments) {
+      EXPECT_FALSE(comment.empty()) << name;
+    }
+  }
+
+  // Reinstalling without dns_port takes the DNS rules out again.
+  auto plain = spec({"tgsb0"});
+  ASSERT_TRUE(install(plain).ok());
+  auto plain_rs = buildCaptureRuleset(plain);
+  ASSERT_TRUE(plain_rs.ok());
+  expectListedMatches(*plain_rs);
+}
+
+TEST_F(NatTableTest, DnsCaptureWithIpv6BlockMatchesIpv4Only) {
+  auto s = spec({"tgsb0"}, 15001, false);
+  s.dns_port = 15053;
+  auto r = install(s);
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto rs = buildCaptureRuleset(s);
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+  EXPECT_THAT(
+      listed().chains["prerouting"].rules,
+      ElementsAre(
+          "iifname @sandbox_ifaces meta nfproto ipv4 udp dport 53 counter redirect to :15053",
+          "iifname @sandbox_ifaces meta nfproto ipv4 tcp dport 53 counter redirect to :15053",
+          "iifname @sandbox_ifaces meta nfproto ipv4 meta l4proto tcp counter redirect to :15001"));
+}
+
+TEST_F(NatTableTest, BadDnsPortChangesNothing) {
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  for (uint16_t bad : {uint16_t{15001}, uint16_t{53}}) {
+    auto s = spec({"tgsb0"});
+    s.dns_port = bad;
+    auto r = install(s);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_THAT(r.message(), HasSubstr("gateway.dns_port")) << bad;
+  }
+  auto rs = buildCaptureRuleset(spec({"tgsb0"}));
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);
+}
+
 TEST_F(NatTableTest, InstallBlockReplacesCapture) {
   ASSERT_TRUE(install(spec({"tgsb0"})).ok());
   auto r = block({"tgsb0"});

@@ -9,7 +9,9 @@
 //   default via gateway   forwarding on; 203.0.113.7 and              + 203.0.113.7/32
 //                         2001:db8::7 routed to upstream                2001:db8::7/128
 //
-// The listener is 10.99.0.1:15001 / [fd99::1]:15001 (never a wildcard).
+// The listener is 10.99.0.1:15001 / [fd99::1]:15001 (never a wildcard); with
+// DNS capture the DNS service is 10.99.0.1:15053 / [fd99::1]:15053 (UDP and
+// TCP).
 //
 // Every test runs on three gateway topologies: the veth itself as sandbox
 // interface, and tgsb0 enslaved to a bridge tgbr0 (the usual deployment) with
@@ -39,6 +41,7 @@ using namespace std::chrono_literals;
 
 constexpr auto kExpectSuccess = 3000ms;  // generous: a success is fast
 constexpr auto kExpectFailure = 1000ms;  // a dropped SYN never answers
+constexpr uint16_t kDnsPort = 15053;     // CaptureSpec::dns_port in the DNS tests
 
 SockAddr addr(const char* s) {
   auto a = SockAddr::parseIpPort(s);
@@ -139,6 +142,12 @@ class NatTrafficTest : public ::testing::TestWithParam<Topology> {
     return s;
   }
 
+  CaptureSpec dnsSpec(bool ipv6 = true) {
+    CaptureSpec s = spec(ipv6);
+    s.dns_port = kDnsPort;
+    return s;
+  }
+
   Result<UniqueFd> listen(const char* at, bool v6only = true) {
     return gw_.in([&] { return listenOn(addr(at), v6only); });
   }
@@ -167,6 +176,80 @@ class NatTrafficTest : public ::testing::TestWithParam<Topology> {
       }
       return {};
     });
+  }
+
+  struct Datagram {
+    std::string payload;
+    SockAddr from;
+  };
+
+  // Sends `payload` from the (bound, unconnected) UDP socket `fd` to `to`;
+  // sockets keep the namespace they were created in, so any thread may send.
+  static Result<void> udpSendTo(int fd, const std::string& payload, const SockAddr& to) {
+    if (::sendto(fd, payload.data(), payload.size(), 0, to.sa(), to.len()) !=
+        static_cast<ssize_t>(payload.size())) {
+      return makeError("udp send to " + to.toString() + " failed");
+    }
+    return {};
+  }
+
+  // One datagram on `fd` within `timeout`, with its sender.
+  static Result<Datagram> udpReceive(int fd, std::chrono::milliseconds timeout) {
+    if (!readableWithin(fd, timeout)) {
+      return makeError("no datagram within " + std::to_string(timeout.count()) + " ms");
+    }
+    char buf[512];
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof(from);
+    ssize_t n = ::recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from),
+                           &from_len);
+    if (n < 0) {
+      return makeError("recvfrom failed");
+    }
+    auto sender = SockAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&from), from_len);
+    if (!sender) {
+      return makeError("recvfrom: sender is not IPv4/IPv6");
+    }
+    return Datagram{std::string(buf, static_cast<size_t>(n)), *sender};
+  }
+
+  // A DNS-like exchange: the client sends `query` to `to` from `client`
+  // (bound in the client namespace); the gateway's socket `server` must
+  // receive it from the client's address and answer; the client must see the
+  // answer coming from `to` itself (conntrack reverses the redirect).
+  static Result<void> udpExchange(int client, int server, const char* to,
+                                  const std::string& query) {
+    if (auto sent = udpSendTo(client, query, addr(to)); !sent) {
+      return sent.error();
+    }
+    auto got = udpReceive(server, kExpectSuccess);
+    if (!got) {
+      return makeError(std::string("query to ") + to +
+                       " did not reach the DNS socket: " + got.message());
+    }
+    if (got->payload != query) {
+      return makeError("DNS socket got '" + got->payload + "', expected '" + query + "'");
+    }
+    const std::string client_ip = got->from.isV4() ? "10.99.0.2" : "fd99::2";
+    if (got->from.ip() != client_ip) {
+      return makeError("query came from " + got->from.toString() + ", expected the client");
+    }
+    const std::string answer = "answer:" + query;
+    if (auto sent = udpSendTo(server, answer, got->from); !sent) {
+      return sent.error();
+    }
+    auto reply = udpReceive(client, kExpectSuccess);
+    if (!reply) {
+      return makeError(std::string("no answer reached the client for ") + to + ": " +
+                       reply.message());
+    }
+    if (reply->payload != answer) {
+      return makeError("client got '" + reply->payload + "'");
+    }
+    if (!(reply->from == addr(to))) {
+      return makeError("client saw the answer from " + reply->from.toString() + ", not from " + to);
+    }
+    return {};
   }
 
   // Connects from the client to `to`, accepts on `listener`, checks bytes
@@ -317,6 +400,178 @@ TEST_P(NatTrafficTest, NonTcpIsNotForwarded) {
   ASSERT_TRUE(udpSendFromClient("[2001:db8::7]:5353").ok());
   EXPECT_FALSE(readableWithin(up4->get(), 500ms)) << "UDP escaped to upstream";
   EXPECT_FALSE(readableWithin(up6->get(), 100ms)) << "UDP/IPv6 escaped to upstream";
+}
+
+// ---- DNS capture (dns_port) ----------------------------------------------
+
+// UDP to port 53 of any address, IPv4 and IPv6, is redirected to the DNS
+// service's socket on the gateway-side address; the answer goes back and the
+// client sees it from the address it queried. Nothing reaches the upstream.
+TEST_P(NatTrafficTest, DnsOverUdpIsRedirectedToTheDnsPortAndAnswered) {
+  auto up53_4 = udpBound(upstream_, "203.0.113.7:53");
+  ASSERT_TRUE(up53_4.ok()) << up53_4.message();
+  auto up53_6 = udpBound(upstream_, "[2001:db8::7]:53");
+  ASSERT_TRUE(up53_6.ok()) << up53_6.message();
+  auto client4 = udpBound(client_, "10.99.0.2:0");
+  ASSERT_TRUE(client4.ok()) << client4.message();
+  auto client6 = udpBound(client_, "[fd99::2]:0");
+  ASSERT_TRUE(client6.ok()) << client6.message();
+  // Without a table the queries reach the real upstream resolver address.
+  ASSERT_TRUE(udpSendTo(client4->get(), "q", addr("203.0.113.7:53")).ok());
+  ASSERT_TRUE(udpSendTo(client6->get(), "q", addr("[2001:db8::7]:53")).ok());
+  ASSERT_TRUE(udpReceive(up53_4->get(), kExpectSuccess).ok()) << "topology broken";
+  ASSERT_TRUE(udpReceive(up53_6->get(), kExpectSuccess).ok()) << "topology broken";
+  // Fresh client sockets: the ones above have (forwarded) conntrack entries.
+  client4 = udpBound(client_, "10.99.0.2:0");
+  ASSERT_TRUE(client4.ok()) << client4.message();
+  client6 = udpBound(client_, "[fd99::2]:0");
+  ASSERT_TRUE(client6.ok()) << client6.message();
+
+  auto dns4 = udpBound(gw_, "10.99.0.1:15053");
+  ASSERT_TRUE(dns4.ok()) << dns4.message();
+  auto dns6 = udpBound(gw_, "[fd99::1]:15053");
+  ASSERT_TRUE(dns6.ok()) << dns6.message();
+  auto installed = gw_.in([&] { return installCapture(dnsSpec()); });
+  ASSERT_TRUE(installed.ok()) << installed.message();
+
+  // The upstream resolver, an unrouted address, the gateway's own port 53.
+  for (const char* to : {"203.0.113.7:53", "198.51.100.9:53", "10.99.0.1:53"}) {
+    auto ok = udpExchange(client4->get(), dns4->get(), to, std::string("v4 ") + to);
+    EXPECT_TRUE(ok.ok()) << ok.message();
+  }
+  for (const char* to : {"[2001:db8::7]:53", "[fd99::1]:53"}) {
+    auto ok = udpExchange(client6->get(), dns6->get(), to, std::string("v6 ") + to);
+    EXPECT_TRUE(ok.ok()) << ok.message();
+  }
+  // A second query on the same flow (conntrack: established) is NATed alike.
+  auto again = udpExchange(client4->get(), dns4->get(), "203.0.113.7:53", "again");
+  EXPECT_TRUE(again.ok()) << again.message();
+
+  EXPECT_FALSE(readableWithin(up53_4->get(), 100ms)) << "DNS escaped to 203.0.113.7:53";
+  EXPECT_FALSE(readableWithin(up53_6->get(), 100ms)) << "DNS escaped to [2001:db8::7]:53";
+}
+
+// Only *redirected* DNS is admitted: the DNS service's own address and port
+// addressed directly, and UDP to other ports, are still dropped.
+TEST_P(NatTrafficTest, DnsCaptureAdmitsNoOtherUdp) {
+  auto dns4 = udpBound(gw_, "10.99.0.1:15053");
+  ASSERT_TRUE(dns4.ok()) << dns4.message();
+  auto dns6 = udpBound(gw_, "[fd99::1]:15053");
+  ASSERT_TRUE(dns6.ok()) << dns6.message();
+  auto host4 = udpBound(gw_, "10.99.0.1:5353");
+  ASSERT_TRUE(host4.ok()) << host4.message();
+  auto up4 = udpBound(upstream_, "203.0.113.7:5353");
+  ASSERT_TRUE(up4.ok()) << up4.message();
+  // Reachable without the table (else the drops below would prove nothing).
+  ASSERT_TRUE(udpSendFromClient("10.99.0.1:15053").ok());
+  ASSERT_TRUE(readableWithin(dns4->get(), kExpectSuccess)) << "topology broken";
+  char buf[8];
+  ASSERT_EQ(::recv(dns4->get(), buf, sizeof(buf), 0), 1);
+
+  ASSERT_TRUE(gw_.in([&] { return installCapture(dnsSpec()); }).ok());
+  ASSERT_TRUE(udpSendFromClient("10.99.0.1:15053").ok());
+  ASSERT_TRUE(udpSendFromClient("[fd99::1]:15053").ok());
+  ASSERT_TRUE(udpSendFromClient("10.99.0.1:5353").ok());
+  ASSERT_TRUE(udpSendFromClient("203.0.113.7:5353").ok());
+  ASSERT_TRUE(udpSendFromClient("203.0.113.7:15053").ok());
+  EXPECT_FALSE(readableWithin(dns4->get(), 500ms)) << "direct UDP reached the DNS port";
+  EXPECT_FALSE(readableWithin(dns6->get(), 100ms)) << "direct UDP/IPv6 reached the DNS port";
+  EXPECT_FALSE(readableWithin(host4->get(), 100ms)) << "UDP reached a host service";
+  EXPECT_FALSE(readableWithin(up4->get(), 100ms)) << "UDP escaped to upstream";
+}
+
+// TCP to port 53 goes to the DNS service's TCP socket, not to the TLS/HTTP
+// listener; every other TCP connection still goes to the listener.
+TEST_P(NatTrafficTest, DnsOverTcpGoesToTheDnsPortNotTheListener) {
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  auto listener6 = listen("[fd99::1]:15001");
+  ASSERT_TRUE(listener6.ok()) << listener6.message();
+  auto dns = listen("10.99.0.1:15053");
+  ASSERT_TRUE(dns.ok()) << dns.message();
+  auto dns6 = listen("[fd99::1]:15053");
+  ASSERT_TRUE(dns6.ok()) << dns6.message();
+  ASSERT_TRUE(gw_.in([&] { return installCapture(dnsSpec()); }).ok());
+
+  auto v4 = redirectedOriginalDst(dns->get(), "203.0.113.7:53");
+  ASSERT_TRUE(v4.ok()) << v4.message();
+  EXPECT_EQ(v4->toString(), "203.0.113.7:53");
+  auto own = redirectedOriginalDst(dns->get(), "10.99.0.1:53");
+  ASSERT_TRUE(own.ok()) << own.message();
+  EXPECT_EQ(own->toString(), "10.99.0.1:53");
+  auto v6 = redirectedOriginalDst(dns6->get(), "[2001:db8::7]:53");
+  ASSERT_TRUE(v6.ok()) << v6.message();
+  EXPECT_EQ(v6->toString(), "[2001:db8::7]:53");
+  EXPECT_FALSE(readableWithin(listener->get(), 100ms)) << "DNS over TCP reached the listener";
+  EXPECT_FALSE(readableWithin(listener6->get(), 100ms)) << "DNS over TCP reached the listener";
+
+  // Other TCP, including to the DNS port itself, goes to the listener.
+  auto https = redirectedOriginalDst(listener->get(), "203.0.113.7:443");
+  ASSERT_TRUE(https.ok()) << https.message();
+  EXPECT_EQ(https->toString(), "203.0.113.7:443");
+  auto direct = redirectedOriginalDst(listener->get(), "10.99.0.1:15053");
+  ASSERT_TRUE(direct.ok()) << direct.message();
+  EXPECT_EQ(direct->toString(), "10.99.0.1:15053");
+  auto http6 = redirectedOriginalDst(listener6->get(), "[2001:db8::7]:80");
+  ASSERT_TRUE(http6.ok()) << http6.message();
+  EXPECT_FALSE(readableWithin(dns->get(), 100ms));
+  EXPECT_FALSE(readableWithin(dns6->get(), 100ms));
+  expectUpstreamUntouched();
+}
+
+// Without dns_port (today's behaviour) sandbox DNS over UDP is dropped, not
+// forwarded and not delivered to anything on the gateway; TCP/53 is just TCP.
+TEST_P(NatTrafficTest, WithoutDnsPortUdpDnsIsDropped) {
+  auto up53_4 = udpBound(upstream_, "203.0.113.7:53");
+  ASSERT_TRUE(up53_4.ok()) << up53_4.message();
+  auto up53_6 = udpBound(upstream_, "[2001:db8::7]:53");
+  ASSERT_TRUE(up53_6.ok()) << up53_6.message();
+  auto gw53 = udpBound(gw_, "10.99.0.1:53");
+  ASSERT_TRUE(gw53.ok()) << gw53.message();
+  auto dns4 = udpBound(gw_, "10.99.0.1:15053");
+  ASSERT_TRUE(dns4.ok()) << dns4.message();
+  auto dns6 = udpBound(gw_, "[fd99::1]:15053");
+  ASSERT_TRUE(dns6.ok()) << dns6.message();
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  ASSERT_TRUE(udpSendFromClient("203.0.113.7:53").ok());
+  ASSERT_TRUE(readableWithin(up53_4->get(), kExpectSuccess)) << "topology broken";
+  char buf[8];
+  ASSERT_EQ(::recv(up53_4->get(), buf, sizeof(buf), 0), 1);
+
+  ASSERT_TRUE(gw_.in([&] { return installCapture(spec()); }).ok());
+  for (const char* to : {"203.0.113.7:53", "[2001:db8::7]:53", "10.99.0.1:53", "[fd99::1]:53"}) {
+    ASSERT_TRUE(udpSendFromClient(to).ok()) << to;
+  }
+  EXPECT_FALSE(readableWithin(up53_4->get(), 500ms)) << "UDP DNS escaped to upstream";
+  EXPECT_FALSE(readableWithin(up53_6->get(), 100ms)) << "UDP/IPv6 DNS escaped to upstream";
+  EXPECT_FALSE(readableWithin(gw53->get(), 100ms)) << "UDP DNS reached the gateway's port 53";
+  EXPECT_FALSE(readableWithin(dns4->get(), 100ms));
+  EXPECT_FALSE(readableWithin(dns6->get(), 100ms));
+
+  auto tcp53 = redirectedOriginalDst(listener->get(), "203.0.113.7:53");
+  ASSERT_TRUE(tcp53.ok()) << tcp53.message();
+  EXPECT_EQ(tcp53->toString(), "203.0.113.7:53");
+}
+
+// `ipv6: block` with DNS capture: IPv4 DNS is answered, IPv6 DNS is dropped.
+TEST_P(NatTrafficTest, DnsCaptureWithIpv6BlockAnswersOnlyIpv4) {
+  auto dns4 = udpBound(gw_, "10.99.0.1:15053");
+  ASSERT_TRUE(dns4.ok()) << dns4.message();
+  auto dns6 = udpBound(gw_, "[fd99::1]:15053");
+  ASSERT_TRUE(dns6.ok()) << dns6.message();
+  auto up53_6 = udpBound(upstream_, "[2001:db8::7]:53");
+  ASSERT_TRUE(up53_6.ok()) << up53_6.message();
+  auto client4 = udpBound(client_, "10.99.0.2:0");
+  ASSERT_TRUE(client4.ok()) << client4.message();
+  ASSERT_TRUE(gw_.in([&] { return installCapture(dnsSpec(false)); }).ok());
+
+  auto v4 = udpExchange(client4->get(), dns4->get(), "203.0.113.7:53", "v4");
+  EXPECT_TRUE(v4.ok()) << v4.message();
+  ASSERT_TRUE(udpSendFromClient("[2001:db8::7]:53").ok());
+  ASSERT_TRUE(udpSendFromClient("[fd99::1]:53").ok());
+  EXPECT_FALSE(readableWithin(dns6->get(), 500ms)) << "IPv6 DNS admitted under `ipv6: block`";
+  EXPECT_FALSE(readableWithin(up53_6->get(), 100ms)) << "IPv6 DNS escaped `ipv6: block`";
 }
 
 TEST_P(NatTrafficTest, BlockStopsEverything) {

@@ -301,6 +301,52 @@ TEST(EncodeBatch, Ipv6BlockRulesMatchNftEncoding) {
                                     "redir proto_min reg 1 flags 0x2"));
 }
 
+TEST(EncodeBatch, DnsCaptureRulesMatchNftEncoding) {
+  CaptureSpec s = captureSpec(true);
+  s.dns_port = 15053;
+  auto rs = buildCaptureRuleset(s);
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  auto batch = encodeBatch(planReplace(*rs), 1);
+  ASSERT_TRUE(batch.ok()) << batch.message();
+  auto rules = allRuleExprs(*batch);
+  ASSERT_EQ(rules.size(), 11u);
+  // iifname @sandbox_ifaces udp dport 53 counter redirect to :15053
+  EXPECT_THAT(rules[0],
+              ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                          "meta load l4proto => reg 1", "cmp eq reg 1 0x00000011",
+                          "payload load 2b @ transport header + 2 => reg 1",
+                          "cmp eq reg 1 0x00003500", "counter pkts 0 bytes 0",
+                          "immediate reg 1 0x0000cd3a", "redir proto_min reg 1 flags 0x2"));
+  // iifname @sandbox_ifaces tcp dport 53 counter redirect to :15053
+  EXPECT_THAT(rules[1],
+              ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                          "meta load l4proto => reg 1", "cmp eq reg 1 0x00000006",
+                          "payload load 2b @ transport header + 2 => reg 1",
+                          "cmp eq reg 1 0x00003500", "counter pkts 0 bytes 0",
+                          "immediate reg 1 0x0000cd3a", "redir proto_min reg 1 flags 0x2"));
+  // iifname @sandbox_ifaces meta l4proto tcp counter redirect to :15001
+  EXPECT_THAT(rules[2], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                                    "meta load l4proto => reg 1", "cmp eq reg 1 0x00000006",
+                                    "counter pkts 0 bytes 0", "immediate reg 1 0x0000993a",
+                                    "redir proto_min reg 1 flags 0x2"));
+  // iifname @sandbox_ifaces ct status dnat udp dport 15053 counter accept
+  EXPECT_THAT(
+      rules[5],
+      ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                  "ct load status => reg 1", "bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000",
+                  "cmp neq reg 1 0x00000000", "meta load l4proto => reg 1",
+                  "cmp eq reg 1 0x00000011", "payload load 2b @ transport header + 2 => reg 1",
+                  "cmp eq reg 1 0x0000cd3a", "counter pkts 0 bytes 0", "immediate reg 0 accept"));
+  // iifname @sandbox_ifaces ct status dnat tcp dport 15053 counter accept
+  EXPECT_THAT(
+      rules[6],
+      ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                  "ct load status => reg 1", "bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000",
+                  "cmp neq reg 1 0x00000000", "meta load l4proto => reg 1",
+                  "cmp eq reg 1 0x00000006", "payload load 2b @ transport header + 2 => reg 1",
+                  "cmp eq reg 1 0x0000cd3a", "counter pkts 0 bytes 0", "immediate reg 0 accept"));
+}
+
 TEST(EncodeBatch, RulesCarryTheirCommentAndChain) {
   auto plan = capturePlan();
   auto batch = encodeBatch(plan, 1);

@@ -26,6 +26,12 @@ CaptureSpec spec(std::vector<std::string> ifaces, uint16_t port = 15001, bool ip
   return s;
 }
 
+CaptureSpec dnsSpec(uint16_t dns_port = 15053, bool ipv6 = true) {
+  CaptureSpec s = spec({"br0"}, 15001, ipv6);
+  s.dns_port = dns_port;
+  return s;
+}
+
 std::vector<std::string> ruleTexts(const Ruleset& rs, const std::string& chain) {
   std::vector<std::string> out;
   for (const Rule& r : rs.rules) {
@@ -229,10 +235,12 @@ TEST(CaptureRuleset, InputAcceptsOnlyRedirectedTcpToTheListenerPort) {
 class EveryRuleTest : public ::testing::TestWithParam<int> {
  protected:
   Ruleset build() const {
-    Result<Ruleset> rs = GetParam() == 0 ? buildCaptureRuleset(spec({"br0", "tap1"}))
-                         : GetParam() == 1
-                             ? buildCaptureRuleset(spec({"br0", "tap1"}, 15001, false))
-                             : buildBlockRuleset({"br0", "tap1"});
+    CaptureSpec s = spec({"br0", "tap1"}, 15001, GetParam() != 1 && GetParam() != 4);
+    if (GetParam() >= 3) {
+      s.dns_port = 15053;
+    }
+    Result<Ruleset> rs =
+        GetParam() == 2 ? buildBlockRuleset({"br0", "tap1"}) : buildCaptureRuleset(s);
     EXPECT_TRUE(rs.ok());
     return rs.ok() ? *rs : Ruleset{};
   }
@@ -298,11 +306,13 @@ TEST_P(EveryRuleTest, RefersOnlyToSetsItDefinesWithTheirIds) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Rulesets, EveryRuleTest, ::testing::Values(0, 1, 2),
+INSTANTIATE_TEST_SUITE_P(Rulesets, EveryRuleTest, ::testing::Values(0, 1, 2, 3, 4),
                          [](const ::testing::TestParamInfo<int>& info) {
                            return std::string(info.param == 0   ? "Capture"
                                               : info.param == 1 ? "CaptureIpv6Block"
-                                                                : "Block");
+                                              : info.param == 2 ? "Block"
+                                              : info.param == 3 ? "CaptureDns"
+                                                                : "CaptureDnsIpv6Block");
                          });
 
 TEST(CaptureRuleset, SetsHoldInterfacesAndNeighbourDiscoveryOnly) {
@@ -344,6 +354,178 @@ TEST(CaptureRuleset, RejectsBadSpecNamingTheField) {
   auto bad_iface = buildCaptureRuleset(spec({"br0", "way-too-long-ifname"}));
   ASSERT_FALSE(bad_iface.ok());
   EXPECT_THAT(bad_iface.message(), HasSubstr("'way-too-long-ifname'"));
+}
+
+// ---- DNS capture (dns_port) -----------------------------------------------
+
+TEST(DnsCapture, OffByDefaultAndWhenZero) {
+  EXPECT_EQ(CaptureSpec{}.dns_port, 0);
+  auto rs = buildCaptureRuleset(dnsSpec(0));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  auto plain = buildCaptureRuleset(spec({"br0"}));
+  ASSERT_TRUE(plain.ok()) << plain.message();
+  EXPECT_EQ(ruleTexts(*rs, "prerouting"), ruleTexts(*plain, "prerouting"));
+  EXPECT_EQ(ruleTexts(*rs, "input"), ruleTexts(*plain, "input"));
+  for (const Rule& r : rs->rules) {
+    EXPECT_THAT(r.text, ::testing::Not(HasSubstr("dport 53")));
+    EXPECT_THAT(r.text, ::testing::Not(HasSubstr("udp")));
+    EXPECT_THAT(r.comment, ::testing::Not(HasSubstr("DNS")));
+  }
+  for (const Chain& c : rs->chains) {
+    EXPECT_THAT(c.comment, ::testing::Not(HasSubstr("DNS"))) << c.name;
+  }
+}
+
+TEST(DnsCapture, RulesReadAsIntended) {
+  auto rs = buildCaptureRuleset(dnsSpec(15053));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting", "input", "forward"));
+  EXPECT_THAT(ruleTexts(*rs, "prerouting"),
+              ElementsAre("iifname @sandbox_ifaces udp dport 53 counter redirect to :15053",
+                          "iifname @sandbox_ifaces tcp dport 53 counter redirect to :15053",
+                          "iifname @sandbox_ifaces meta l4proto tcp counter redirect to :15001"));
+  EXPECT_THAT(ruleTexts(*rs, "input"),
+              ElementsAre("iifname @sandbox_ifaces ct state established,related counter accept",
+                          "iifname @sandbox_ifaces ct status dnat tcp dport 15001 counter accept",
+                          "iifname @sandbox_ifaces ct status dnat udp dport 15053 counter accept",
+                          "iifname @sandbox_ifaces ct status dnat tcp dport 15053 counter accept",
+                          "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces counter drop"));
+  EXPECT_THAT(ruleTexts(*rs, "forward"),
+              ElementsAre("iifname @sandbox_ifaces counter drop",
+                          "oifname @sandbox_ifaces ct state ! established,related counter drop"));
+  EXPECT_THAT(chainNamed(*rs, "prerouting").comment, HasSubstr("DNS service"));
+  EXPECT_THAT(chainNamed(*rs, "input").comment, HasSubstr("DNS service"));
+}
+
+// `redirect` ends the chain: were the catch-all TCP redirect first, DNS over
+// TCP would land on the TLS/HTTP listener.
+TEST(DnsCapture, TcpDnsRedirectComesBeforeTheGenericTcpRedirect) {
+  for (bool ipv6 : {true, false}) {
+    auto rs = buildCaptureRuleset(dnsSpec(15053, ipv6));
+    ASSERT_TRUE(rs.ok()) << rs.message();
+    std::vector<std::string> pre = ruleTexts(*rs, "prerouting");
+    auto find = [&](const std::string& what) {
+      for (size_t i = 0; i < pre.size(); ++i) {
+        if (pre[i].find(what) != std::string::npos) {
+          return static_cast<int>(i);
+        }
+      }
+      return -1;
+    };
+    const int tcp_dns = find("tcp dport 53 counter redirect to :15053");
+    const int udp_dns = find("udp dport 53 counter redirect to :15053");
+    const int generic = find("meta l4proto tcp counter redirect to :15001");
+    ASSERT_GE(tcp_dns, 0) << ipv6;
+    ASSERT_GE(udp_dns, 0) << ipv6;
+    ASSERT_GE(generic, 0) << ipv6;
+    EXPECT_LT(tcp_dns, generic) << ipv6;
+    EXPECT_EQ(generic, static_cast<int>(pre.size()) - 1) << ipv6;
+  }
+}
+
+TEST(DnsCapture, Ipv6BlockRedirectsOnlyIpv4Dns) {
+  auto rs = buildCaptureRuleset(dnsSpec(15053, false));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting_filter", "prerouting", "input", "forward"));
+  EXPECT_THAT(ruleTexts(*rs, "prerouting_filter"),
+              ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop"));
+  EXPECT_THAT(
+      ruleTexts(*rs, "prerouting"),
+      ElementsAre(
+          "iifname @sandbox_ifaces meta nfproto ipv4 udp dport 53 counter redirect to :15053",
+          "iifname @sandbox_ifaces meta nfproto ipv4 tcp dport 53 counter redirect to :15053",
+          "iifname @sandbox_ifaces meta nfproto ipv4 meta l4proto tcp counter redirect to :15001"));
+}
+
+TEST(DnsCapture, RedirectExpressions) {
+  auto rs = buildCaptureRuleset(dnsSpec(15053));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  ASSERT_GE(rs->rules.size(), 3u);
+  const Bytes k53{0x00, 0x35};
+  const Bytes k15053{0x3a, 0xcd};  // big-endian
+  for (auto [i, proto] : {std::pair{0, IPPROTO_UDP}, std::pair{1, IPPROTO_TCP}}) {
+    const Rule& r = rs->rules[static_cast<size_t>(i)];
+    ASSERT_EQ(r.chain, "prerouting");
+    EXPECT_THAT(r.exprs,
+                ElementsAre(Expr(expr::Meta{NFT_META_IIFNAME, NFT_REG_1}),
+                            Expr(expr::Lookup{NFT_REG_1, "sandbox_ifaces", kIfaceSetId, false}),
+                            Expr(expr::Meta{NFT_META_L4PROTO, NFT_REG_1}),
+                            Expr(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{uint8_t(proto)}}),
+                            Expr(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1}),
+                            Expr(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, k53}), Expr(expr::Counter{}),
+                            Expr(expr::Immediate{NFT_REG_1, k15053}),
+                            Expr(expr::Redirect{NFT_REG_1, NF_NAT_RANGE_PROTO_SPECIFIED})))
+        << r.text;
+  }
+}
+
+TEST(DnsCapture, InputAcceptsOnlyRedirectedDnsToTheDnsPort) {
+  auto rs = buildCaptureRuleset(dnsSpec(15053));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  std::vector<const Rule*> dns;
+  for (const Rule& r : rs->rules) {
+    if (r.chain == "input" && r.text.find("dport 15053") != std::string::npos) {
+      dns.push_back(&r);
+    }
+  }
+  ASSERT_EQ(dns.size(), 2u);
+  for (auto [i, proto] : {std::pair{0, IPPROTO_UDP}, std::pair{1, IPPROTO_TCP}}) {
+    const Rule& r = *dns[static_cast<size_t>(i)];
+    EXPECT_THAT(r.exprs,
+                ElementsAre(Expr(expr::Meta{NFT_META_IIFNAME, NFT_REG_1}),
+                            Expr(expr::Lookup{NFT_REG_1, "sandbox_ifaces", kIfaceSetId, false}),
+                            Expr(expr::Ct{NFT_CT_STATUS, NFT_REG_1}),
+                            ::testing::_,  // & IPS_DST_NAT (host order)
+                            Expr(expr::Cmp{NFT_REG_1, NFT_CMP_NEQ, Bytes{0, 0, 0, 0}}),
+                            Expr(expr::Meta{NFT_META_L4PROTO, NFT_REG_1}),
+                            Expr(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{uint8_t(proto)}}),
+                            Expr(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1}),
+                            Expr(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{0x3a, 0xcd}}),
+                            Expr(expr::Counter{}), Expr(expr::Verdict{NF_ACCEPT})))
+        << r.text;
+    EXPECT_THAT(r.comment, HasSubstr("DNS"));
+  }
+  // The DNS accepts sit next to the listener accept, before the final drop.
+  std::vector<std::string> input = ruleTexts(*rs, "input");
+  ASSERT_EQ(input.size(), 6u);
+  EXPECT_THAT(input[1], HasSubstr("tcp dport 15001"));
+  EXPECT_THAT(input[2], HasSubstr("udp dport 15053"));
+  EXPECT_THAT(input[3], HasSubstr("tcp dport 15053"));
+  EXPECT_EQ(input.back(), "iifname @sandbox_ifaces counter drop");
+}
+
+TEST(DnsCapture, RejectsBadDnsPortNamingTheField) {
+  auto same = buildCaptureRuleset(dnsSpec(15001));
+  ASSERT_FALSE(same.ok());
+  EXPECT_THAT(same.message(), HasSubstr("gateway.dns_port"));
+  EXPECT_THAT(same.message(), HasSubstr("listen_port"));
+  auto fifty_three = buildCaptureRuleset(dnsSpec(53));
+  ASSERT_FALSE(fifty_three.ok());
+  EXPECT_THAT(fifty_three.message(), HasSubstr("gateway.dns_port"));
+  EXPECT_THAT(fifty_three.message(), HasSubstr("53"));
+  // Neighbouring ports are fine.
+  EXPECT_TRUE(buildCaptureRuleset(dnsSpec(54)).ok());
+  EXPECT_TRUE(buildCaptureRuleset(dnsSpec(15002)).ok());
+  EXPECT_TRUE(buildCaptureRuleset(dnsSpec(65535)).ok());
+}
+
+TEST(DnsCapture, PlanAddsFourRulesToTheSameBatch) {
+  auto rs = buildCaptureRuleset(dnsSpec(15053));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  auto plan = planReplace(*rs);
+  size_t rules = 0;
+  for (const Message& m : plan) {
+    rules += std::holds_alternative<msg::AddRule>(m) ? 1 : 0;
+  }
+  EXPECT_EQ(rules, 7u + 4u);
+  EXPECT_EQ(describe(plan[10]),
+            "add rule to chain prerouting: `iifname @sandbox_ifaces udp dport 53 counter redirect "
+            "to :15053`");
+  EXPECT_EQ(describe(plan[11]),
+            "add rule to chain prerouting: `iifname @sandbox_ifaces tcp dport 53 counter redirect "
+            "to :15053`");
 }
 
 // ---- block ruleset --------------------------------------------------------

@@ -255,7 +255,8 @@ void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
               std::vector<std::string>{"interfaces", "capture", "listen_port", "ipv6", "state_dir",
                                        "ca", "upstream_ca", "resolvers", "static_hosts",
                                        "audit_log", "metrics", "control", "user", "on_exit",
-                                       "peek_timeout_ms", "opaque_wait_ms", "deny_style"});
+                                       "peek_timeout_ms", "opaque_wait_ms", "deny_style",
+                                       "dns_port"});
   if (!map) {
     return;
   }
@@ -308,6 +309,22 @@ void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
         gw.listen_port = static_cast<uint16_t>(*v);
       }
     }
+  }
+  if (const Entry* e = map->find("dns_port")) {
+    if (auto v = readUnsigned(e->value, e->key_node.Mark(), where(*e), 1, 65535)) {
+      if (*v == kDnsPort) {
+        fail(at(e->value, e->key_node.Mark()),
+             "gateway.dns_port: sandbox DNS to port 53 is redirected to this port; pick another "
+             "(default 15053)");
+      } else {
+        gw.dns_port = static_cast<uint16_t>(*v);
+      }
+    }
+  }
+  if (gw.dns_port == gw.listen_port) {
+    fail(map->mark, fmt::format("gateway.dns_port and gateway.listen_port are both {}; they must "
+                                "differ",
+                                gw.dns_port));
   }
   if (const Entry* e = map->find("ipv6")) {
     if (auto v = readEnum<Ipv6Mode>(e->value, e->key_node.Mark(), where(*e),

@@ -86,6 +86,7 @@ struct GatewayConfig {
   std::vector<std::string> interfaces;  // non-empty, unique, valid Linux interface names
   CaptureMode capture = CaptureMode::Redirect;
   uint16_t listen_port = 15001;  // never 0, never 53
+  uint16_t dns_port = 15053;     // where sandbox DNS (port 53) is redirected; != listen_port
   Ipv6Mode ipv6 = Ipv6Mode::Capture;
   std::string state_dir = "/var/lib/tollgate";
   std::string ca_cert;                 // default state_dir + "/ca.crt"

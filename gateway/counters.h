@@ -28,6 +28,8 @@ enum class Counter : size_t {
   kRelayErrors,
   kBytesUp,
   kBytesDown,
+  kDnsAnswered,
+  kDnsRefused,
   kCount,
 };
 
@@ -39,6 +41,7 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Counter::kCoun
         "peek_invalid",   "peek_timeout",    "sni_missing",
         "resolve_failed", "upstream_denied", "upstream_connect_failed",
         "relay_errors",   "bytes_up",        "bytes_down",
+        "dns_answered",   "dns_refused",
 };
 
 class Counters {

@@ -159,10 +159,11 @@ Decision decideUdp(const Config& config, const SockAddr& src, const SockAddr& ds
 
 bool nameMayBeAllowed(const Sandbox& sandbox, std::string_view normalized_name) {
   for (const Rule& rule : sandbox.rules) {
-    bool name_matches = rule.hosts.empty() || std::any_of(rule.hosts.begin(), rule.hosts.end(),
-                                                          [&](const HostPattern& p) {
-                                                            return p.matches(normalized_name);
-                                                          });
+    // Rules without hosts govern addresses, not names: they do not make a
+    // name answerable, or any name would be (and lookups an exfiltration
+    // channel). Reaching such destinations by name needs `dns: open`.
+    bool name_matches = std::any_of(rule.hosts.begin(), rule.hosts.end(),
+                                    [&](const HostPattern& p) { return p.matches(normalized_name); });
     if (!name_matches) {
       continue;
     }

@@ -58,9 +58,11 @@ std::optional<Decision> decideWithoutName(const Config& config, const SockAddr& 
 Decision decideUdp(const Config& config, const SockAddr& src, const SockAddr& dst);
 
 // For `dns: policy`: could some flow to `normalized_name` be allowed
-// (passthrough or mitm) in this sandbox? False only when every way to the name
-// ends in deny: a deny rule catching all of its flows comes first, or no
-// non-deny rule can match it and the default is deny.
+// (passthrough or mitm) in this sandbox by a rule that names it? Only rules
+// with `hosts:` count (cidrs/ports-only rules govern addresses, and counting
+// them would make every name answerable). False when a deny rule catching all
+// flows to the name comes first, or no non-deny hosts rule matches it and the
+// default is deny.
 bool nameMayBeAllowed(const Sandbox& sandbox, std::string_view normalized_name);
 
 struct UpstreamVerdict {

@@ -1,6 +1,9 @@
 #include "gateway/resolver.h"
 
 #include <event2/util.h>
+#include <netinet/in.h>
+
+#include <cstring>
 
 namespace tollgate::gateway {
 
@@ -109,6 +112,75 @@ void Resolver::Request::onDeliver(evutil_socket_t, short, void* arg) {
   Callback cb = std::move(self->cb_);
   // The callback may destroy the Request.
   cb(std::move(self->addrs_), std::move(self->error_));
+}
+
+}  // namespace tollgate::gateway
+
+namespace tollgate::gateway {
+
+std::unique_ptr<Resolver::RecordLookup> Resolver::lookupRecords(const std::string& name, bool ipv6,
+                                                                RecordLookup::Callback cb) {
+  std::unique_ptr<RecordLookup> l(new RecordLookup());
+  l->dns_ = dns_.get();
+  l->cb_ = std::move(cb);
+  l->deliver_ev_.reset(event_new(base_, -1, 0, &RecordLookup::onDeliver, l.get()));
+  // No search list: the sandbox asked for exactly this name.
+  l->req_ = ipv6 ? evdns_base_resolve_ipv6(dns_.get(), name.c_str(), DNS_QUERY_NO_SEARCH,
+                                           &RecordLookup::onResult, l.get())
+                 : evdns_base_resolve_ipv4(dns_.get(), name.c_str(), DNS_QUERY_NO_SEARCH,
+                                           &RecordLookup::onResult, l.get());
+  if (l->done_) {
+    l->req_ = nullptr;
+  } else if (l->req_ == nullptr) {
+    l->done_ = true;
+    l->err_ = DNS_ERR_UNKNOWN;
+    event_active(l->deliver_ev_.get(), 0, 0);
+  }
+  return l;
+}
+
+Resolver::RecordLookup::~RecordLookup() {
+  if (req_ != nullptr && !done_) {
+    evdns_cancel_request(dns_, req_);  // runs onResult with DNS_ERR_CANCEL
+  }
+}
+
+void Resolver::RecordLookup::onResult(int result, char type, int count, int ttl, void* addresses,
+                                      void* arg) {
+  auto* self = static_cast<RecordLookup*>(arg);
+  self->done_ = true;
+  self->req_ = nullptr;
+  if (result == DNS_ERR_CANCEL) {
+    return;
+  }
+  self->err_ = result;
+  self->ttl_ = ttl > 0 ? static_cast<uint32_t>(ttl) : 0;
+  if (result == DNS_ERR_NONE && addresses != nullptr) {
+    for (int i = 0; i < count; ++i) {
+      if (type == DNS_IPv4_A) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        std::memcpy(&sin.sin_addr, static_cast<const uint8_t*>(addresses) + 4 * i, 4);
+        if (auto a = SockAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&sin), sizeof(sin))) {
+          self->addrs_.push_back(*a);
+        }
+      } else if (type == DNS_IPv6_AAAA) {
+        sockaddr_in6 sin6{};
+        sin6.sin6_family = AF_INET6;
+        std::memcpy(&sin6.sin6_addr, static_cast<const uint8_t*>(addresses) + 16 * i, 16);
+        if (auto a = SockAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&sin6), sizeof(sin6))) {
+          self->addrs_.push_back(*a);
+        }
+      }
+    }
+  }
+  event_active(self->deliver_ev_.get(), 0, 0);
+}
+
+void Resolver::RecordLookup::onDeliver(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<RecordLookup*>(arg);
+  Callback cb = std::move(self->cb_);
+  cb(std::move(self->addrs_), self->ttl_, self->err_);  // may destroy self
 }
 
 }  // namespace tollgate::gateway

@@ -48,6 +48,29 @@ class Resolver {
     bool done_ = false;
   };
 
+  // One A or AAAA lookup for the DNS service: addresses plus the TTL.
+  class RecordLookup {
+   public:
+    using Callback = std::function<void(std::vector<SockAddr> addrs, uint32_t ttl, int dns_err)>;
+    ~RecordLookup();
+    RecordLookup(const RecordLookup&) = delete;
+    RecordLookup& operator=(const RecordLookup&) = delete;
+
+   private:
+    friend class Resolver;
+    RecordLookup() = default;
+    static void onResult(int result, char type, int count, int ttl, void* addresses, void* arg);
+    static void onDeliver(evutil_socket_t, short, void* arg);
+    evdns_base* dns_ = nullptr;
+    evdns_request* req_ = nullptr;
+    EventPtr deliver_ev_;
+    Callback cb_;
+    std::vector<SockAddr> addrs_;
+    uint32_t ttl_ = 0;
+    int err_ = 0;
+    bool done_ = false;
+  };
+
   static Result<std::unique_ptr<Resolver>> create(event_base* base, const ResolverSettings& s);
 
   // Static entry for the name, if any (ports set to `port`).
@@ -55,6 +78,9 @@ class Resolver {
   // Resolves A and AAAA through the resolvers. The callback always runs from
   // the loop, never from inside this call.
   std::unique_ptr<Request> resolve(const std::string& name, uint16_t port, Callback cb);
+  // Looks up A (ipv6 = false) or AAAA records; the callback runs from the loop.
+  std::unique_ptr<RecordLookup> lookupRecords(const std::string& name, bool ipv6,
+                                              RecordLookup::Callback cb);
 
  private:
   Resolver() = default;

@@ -184,6 +184,7 @@ nat::CaptureSpec captureSpec(const GatewayConfig& g) {
   spec.interfaces = g.interfaces;
   spec.listen_port = g.listen_port;
   spec.ipv6_capture = g.ipv6 == Ipv6Mode::Capture;
+  spec.dns_port = g.dns_port;
   return spec;
 }
 
@@ -266,11 +267,15 @@ class Daemon {
     }
     audit_ = std::move(*audit);
 
+    std::vector<SockAddr> dns_addrs = *addrs;
+    for (SockAddr& a : dns_addrs) {
+      a.setPort(g.dns_port);
+    }
     unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);
     for (unsigned i = 0; i < n; ++i) {
       auto w = Worker::create(static_cast<int>(i), *addrs, resolverSettings(g), audit_.get(),
                               &counters_, [this] { return runtime_.load(); }, minter_.get(),
-                              sandbox_tls_.get());
+                              sandbox_tls_.get(), dns_addrs);
       if (!w) {
         log::error("{}", w.message());
         return 1;

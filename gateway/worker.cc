@@ -43,7 +43,8 @@ Result<UniqueFd> bindListener(const SockAddr& addr) {
 Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<SockAddr>& addrs,
                                                const ResolverSettings& dns, AuditLog* audit,
                                                Counters* counters, RuntimeSource runtime,
-                                               ca::LeafMinter* minter, SSL_CTX* sandbox_tls) {
+                                               ca::LeafMinter* minter, SSL_CTX* sandbox_tls,
+                                               const std::vector<SockAddr>& dns_addrs) {
   std::unique_ptr<Worker> w(new Worker());
   w->index_ = index;
   w->audit_ = audit;
@@ -60,6 +61,14 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
     return resolver.error();
   }
   w->resolver_ = std::move(*resolver);
+  if (!dns_addrs.empty()) {
+    auto dns = DnsService::create(w->base_.get(), dns_addrs, w->resolver_.get(), audit, counters,
+                                  w->runtime_);
+    if (!dns) {
+      return dns.error();
+    }
+    w->dns_ = std::move(*dns);
+  }
   for (const SockAddr& a : addrs) {
     auto fd = bindListener(a);
     if (!fd) {
@@ -78,8 +87,9 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
 
 Worker::~Worker() {
   join();
-  // Flows hold events on base_: they go first.
+  // Flows and the DNS service hold events on base_: they go first.
   flows_.clear();
+  dns_.reset();
 }
 
 void Worker::startThread() {
@@ -145,6 +155,9 @@ void Worker::onStop(evutil_socket_t, short, void* arg) {
   self->stopping_ = true;
   self->listen_evs_.clear();
   self->listen_fds_.clear();
+  if (self->dns_) {
+    self->dns_->stop();
+  }
   timeval tv = toTimeval(static_cast<uint64_t>(self->drain_ms_.load()));
   evtimer_add(self->drain_ev_.get(), &tv);
   self->maybeExit();

@@ -14,6 +14,7 @@
 #include "base/unique.h"
 #include "gateway/counters.h"
 #include "gateway/event_util.h"
+#include "gateway/dns_service.h"
 #include "gateway/flow.h"
 
 namespace tollgate::gateway {
@@ -26,7 +27,8 @@ class Worker {
   static Result<std::unique_ptr<Worker>> create(int index, const std::vector<SockAddr>& addrs,
                                                 const ResolverSettings& dns, AuditLog* audit,
                                                 Counters* counters, RuntimeSource runtime,
-                                                ca::LeafMinter* minter, SSL_CTX* sandbox_tls);
+                                                ca::LeafMinter* minter, SSL_CTX* sandbox_tls,
+                                                const std::vector<SockAddr>& dns_addrs);
   ~Worker();
 
   void startThread();
@@ -46,6 +48,7 @@ class Worker {
   int index_ = 0;
   EventBasePtr base_;
   std::unique_ptr<Resolver> resolver_;
+  std::unique_ptr<DnsService> dns_;
   AuditLog* audit_ = nullptr;
   Counters* counters_ = nullptr;
   ca::LeafMinter* minter_ = nullptr;

@@ -126,7 +126,8 @@ void Scenario::writeConfig(const Options& opts) {
   std::string rules = opts.rules_yaml;
   if (rules.empty()) {
     rules =
-        "      - hosts: [api.example.test, api6.example.test, dns.example.test, slow.example.test]\n"
+        "      - hosts: [api.example.test, api6.example.test, dns.example.test, slow.example.test,\n"
+        "                static.example.test, \"*.wild.example.test\"]\n"
         "        action: passthrough\n"
         "      - hosts: [meta.example.test, private.example.test]\n"
         "        action: passthrough\n"
@@ -149,6 +150,8 @@ void Scenario::writeConfig(const Options& opts) {
     << "    api.example.test: [" << kRealV4 << ", \"" << kRealV6 << "\"]\n"
     << "    api6.example.test: [\"" << kRealV6 << "\"]\n"
     << "    slow.example.test: [" << kRealV4 << "]\n"
+    << "    static.example.test: [" << kRealV4 << ", \"" << kRealV6 << "\"]\n"
+    << "    x.wild.example.test: [" << kRealV4 << "]\n"
     << "    plain.example.test: [" << kRealV4 << "]\n"
     << "    meta.example.test: [169.254.169.254]\n"
     << "    private.example.test: [10.1.2.3]\n"

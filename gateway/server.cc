@@ -1,7 +1,10 @@
 #include "gateway/server.h"
 
 #include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
 #include <event2/thread.h>
+#include <sys/stat.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <signal.h>
@@ -19,6 +22,7 @@
 #include "gateway/config.h"
 #include "ca/ca.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "gateway/tls_responder.h"
 #include "gateway/worker.h"
 #include "nat/nat.h"
@@ -283,6 +287,15 @@ class Daemon {
       workers_.push_back(std::move(*w));
     }
 
+    main_base_.reset(event_base_new());
+    event_base* base = main_base_.get();
+    // Metrics are bound before anything touches the system, so a bad
+    // address refuses start-up cleanly.
+    if (auto m = startMetrics(base, g.metrics); !m) {
+      log::error("{}: {}", path_, m.message());
+      return 1;
+    }
+
     // Listeners are bound before capture starts: a redirected SYN never
     // meets a closed port because of start-up order.
     if (auto r = nat::installCapture(captureSpec(g)); !r) {
@@ -293,14 +306,14 @@ class Daemon {
       w->startThread();
     }
 
-    EventBasePtr base(event_base_new());
-    EventPtr term(evsignal_new(base.get(), SIGTERM, &Daemon::onStopSignal, base.get()));
-    EventPtr intr(evsignal_new(base.get(), SIGINT, &Daemon::onStopSignal, base.get()));
-    EventPtr hup(evsignal_new(base.get(), SIGHUP, &Daemon::onReloadSignal, this));
-    EventPtr usr1(evsignal_new(base.get(), SIGUSR1, &Daemon::onReopenSignal, this));
+    EventPtr term(evsignal_new(base, SIGTERM, &Daemon::onStopSignal, base));
+    EventPtr intr(evsignal_new(base, SIGINT, &Daemon::onStopSignal, base));
+    EventPtr hup(evsignal_new(base, SIGHUP, &Daemon::onReloadSignal, this));
+    EventPtr usr1(evsignal_new(base, SIGUSR1, &Daemon::onReopenSignal, this));
     for (event* e : {term.get(), intr.get(), hup.get(), usr1.get()}) {
       event_add(e, nullptr);
     }
+    started_ = std::chrono::steady_clock::now();
     std::string where;
     for (const SockAddr& a : *addrs) {
       where += (where.empty() ? "" : ", ") + a.toString();
@@ -309,7 +322,7 @@ class Daemon {
               fmt::join(g.interfaces, ","), where, workers_.size());
     sdNotify("READY=1");
 
-    event_base_dispatch(base.get());
+    event_base_dispatch(base);
 
     sdNotify("STOPPING=1");
     log::info("stopping: draining open flows (up to {} ms)", kDrainTimeout.count());
@@ -330,6 +343,82 @@ class Daemon {
     rt->never_upstream = neverUpstream(*cfg, local);
     rt->config = std::move(cfg);
     return rt;
+  }
+
+  using EvHttpPtr = CPtr<evhttp, evhttp_free>;
+
+  // gateway.metrics: "IP:PORT" on a loopback address, or "unix:/path"
+  // (mode 0660). Never on an address a sandbox could reach.
+  Result<void> startMetrics(event_base* base, const std::string& spec) {
+    if (spec.empty()) {
+      return {};
+    }
+    http_.reset(evhttp_new(base));
+    evhttp_set_allowed_methods(http_.get(), EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(http_.get(), &Daemon::onMetricsRequest, this);
+    if (spec.rfind("unix:", 0) == 0) {
+      std::string path = spec.substr(5);
+      sockaddr_un sun{};
+      if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
+        return makeError("gateway.metrics: unix socket path '" + path + "' is empty or too long");
+      }
+      UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      sun.sun_family = AF_UNIX;
+      std::memcpy(sun.sun_path, path.c_str(), path.size());
+      ::unlink(path.c_str());  // a stale socket from an earlier run
+      if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
+          chmod(path.c_str(), 0660) != 0 || listen(fd.get(), 64) != 0) {
+        return makeError("gateway.metrics: cannot listen on " + path + ": " +
+                         std::strerror(errno));
+      }
+      if (evhttp_accept_socket_with_handle(http_.get(), fd.get()) == nullptr) {
+        return makeError("gateway.metrics: cannot serve on " + path);
+      }
+      (void)fd.release();  // evhttp owns it now
+      log::info("metrics on unix:{}", path);
+      return {};
+    }
+    auto addr = SockAddr::parseIpPort(spec);
+    if (!addr) {
+      return makeError("gateway.metrics: '" + spec + "' is not IP:PORT or unix:/path");
+    }
+    const uint8_t* b = addr->addrBytes();
+    bool loopback = addr->isV4() ? b[0] == 127 : (std::all_of(b, b + 15, [](uint8_t x) { return x == 0; }) && b[15] == 1);
+    if (!loopback) {
+      return makeError("gateway.metrics: " + spec +
+                       " is not a loopback address; metrics must never be reachable from "
+                       "sandboxes (use 127.0.0.1:PORT or unix:/run/tollgate/metrics.sock)");
+    }
+    if (evhttp_bind_socket_with_handle(http_.get(), addr->ip().c_str(), addr->port()) == nullptr) {
+      return makeError("gateway.metrics: cannot listen on " + spec + ": " + std::strerror(errno));
+    }
+    log::info("metrics on http://{}/metrics", spec);
+    return {};
+  }
+
+  static void onMetricsRequest(evhttp_request* req, void* arg) {
+    auto* self = static_cast<Daemon*>(arg);
+    const char* uri = evhttp_request_get_uri(req);
+    if (uri == nullptr || std::string_view(uri).substr(0, 8) != "/metrics") {
+      evhttp_send_error(req, HTTP_NOTFOUND, "try /metrics");
+      return;
+    }
+    MetricsSnapshot snap;
+    snap.counters = &self->counters_;
+    if (self->minter_) {
+      snap.leaves = self->minter_->stats();
+    }
+    snap.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count();
+    snap.reloads_ok = self->reloads_ok_;
+    snap.reloads_failed = self->reloads_failed_;
+    std::string text = renderMetrics(snap);
+    evbuffer* body = evbuffer_new();
+    evbuffer_add(body, text.data(), text.size());
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_send_reply(req, HTTP_OK, "OK", body);
+    evbuffer_free(body);
   }
 
   int leaveTable() {
@@ -355,6 +444,7 @@ class Daemon {
     sdNotify("RELOADING=1");
     auto cfg = load(path_);
     if (!cfg) {
+      ++reloads_failed_;
       log::error("reload refused, the running configuration stays:\n{}", cfg.message());
       sdNotify("READY=1");
       return;
@@ -371,6 +461,7 @@ class Daemon {
     }
     config_ = *cfg;
     runtime_.store(makeRuntime(config_, localAddresses()));
+    ++reloads_ok_;
     log::info("reloaded {}: new flows use the new policy", path_);
     sdNotify("READY=1");
   }
@@ -396,6 +487,11 @@ class Daemon {
   std::unique_ptr<ca::LeafMinter> minter_;
   SslCtxPtr sandbox_tls_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  EventBasePtr main_base_;  // signals and metrics; declared before http_, which lives on it
+  EvHttpPtr http_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  uint64_t reloads_ok_ = 0;
+  uint64_t reloads_failed_ = 0;
 };
 
 }  // namespace

@@ -1,0 +1,25 @@
+// Prometheus text exposition (format 0.0.4) of tollgate's counters. Pure:
+// the daemon serves the string on gateway.metrics (loopback or a unix
+// socket, never an address sandboxes can reach).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ca/ca.h"
+#include "gateway/counters.h"
+
+namespace tollgate::gateway {
+
+struct MetricsSnapshot {
+  const Counters* counters = nullptr;
+  std::optional<ca::LeafStats> leaves;  // when tollgate's CA is loaded
+  double uptime_seconds = 0;
+  uint64_t reloads_ok = 0;
+  uint64_t reloads_failed = 0;
+};
+
+std::string renderMetrics(const MetricsSnapshot& s);
+
+}  // namespace tollgate::gateway

@@ -45,11 +45,17 @@ struct CaptureSpec {
 //     tcp (any port)          -> redirect to :listen_port
 //   input (filter): established/related; redirected TCP to listen_port;
 //     [dns_port] redirected UDP and TCP to dns_port; ICMPv6 neighbour
-//     discovery; everything else dropped.
-//   forward (filter): nothing from the interfaces is routed, nothing new into
-//     them (UDP other than DNS, ICMP, ... fail closed).
+//     discovery; UDP to port 443 (QUIC) refused with ICMP(v6) port
+//     unreachable; everything else dropped.
+//   forward (filter): UDP to port 443 (QUIC/HTTP3) is refused with ICMP(v6)
+//     port unreachable (`reject with icmpx type port-unreachable`), so
+//     clients fall back to TCP, which is captured, at once instead of after
+//     a timeout; otherwise nothing from the interfaces is routed, nothing new
+//     into them (UDP other than DNS and QUIC, ICMP, ... silently dropped,
+//     fail closed).
 // With ipv6_capture = false every IPv6 packet (but neighbour discovery) is
-// dropped before NAT and the redirects match IPv4 only.
+// dropped before NAT (so IPv6 QUIC is dropped, not refused) and the
+// redirects match IPv4 only.
 // The kernel applies the batch as one transaction, so there is no moment in
 // which sandboxes are uncaptured. On error nothing changed; the message names
 // the object and, where known, the missing kernel feature.
@@ -67,9 +73,10 @@ struct CaptureSpec {
 Result<void> installCapture(const CaptureSpec& spec);
 
 // Atomically replaces the table with a fail-closed one: everything arriving on
-// the interfaces is dropped (input and forward) and nothing is forwarded to
-// them, except the ICMPv6 neighbour discovery messages that keep the link
-// itself working (ARP is not IP and is never seen by inet hooks).
+// the interfaces is silently dropped (input and forward; QUIC too, nothing is
+// refused) and nothing is forwarded to them, except the ICMPv6 neighbour
+// discovery messages that keep the link itself working (ARP is not IP and is
+// never seen by inet hooks).
 Result<void> installBlock(const std::vector<std::string>& interfaces);
 
 // Removes the table; ok if it does not exist.

@@ -200,6 +200,14 @@ Result<NftExpr> makeExpr(const Expr& e) {
           }
         } else if constexpr (std::is_same_v<T, expr::Counter>) {
           x = alloc("counter");
+        } else if constexpr (std::is_same_v<T, expr::Reject>) {
+          if ((x = alloc("reject"))) {
+            // libnftnl keeps the type as u32 and the code as u8 (its
+            // NFTA_REJECT_ICMP_CODE attribute is one byte): set each at its
+            // own width.
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_REJECT_TYPE, v.type);
+            nftnl_expr_set_u8(x.get(), NFTNL_EXPR_REJECT_CODE, v.code);
+          }
         } else {
           static_assert(sizeof(T) == 0, "unhandled expression");
         }
@@ -307,6 +315,12 @@ std::string featureHint(const Message& m) {
     for (const Expr& e : rule->rule.exprs) {
       if (std::holds_alternative<expr::Redirect>(e)) {
         return "kernel lacks nft redirect support (CONFIG_NFT_REDIR, module nft_redir?)";
+      }
+    }
+    for (const Expr& e : rule->rule.exprs) {
+      if (std::holds_alternative<expr::Reject>(e)) {
+        return "kernel lacks nft reject for the inet family (CONFIG_NFT_REJECT_INET, module "
+               "nft_reject_inet?)";
       }
     }
     for (const Expr& e : rule->rule.exprs) {

@@ -25,6 +25,10 @@ inline constexpr const char* kNdSet = "nd_types";
 inline constexpr uint32_t kIfaceSetId = 1;
 inline constexpr uint32_t kNdSetId = 2;
 inline constexpr uint16_t kDnsPort = 53;  // sandbox DNS (UDP and TCP) captured when dns_port != 0
+// QUIC / HTTP/3 (UDP 443) from sandboxes is refused with an ICMP(v6) port
+// unreachable, so clients fall back to TCP (which is captured) at once
+// instead of waiting for their QUIC handshake to time out.
+inline constexpr uint16_t kQuicPort = 443;
 // nft's datatype numbers (nftables include/datatype.h), stored as set key type
 // so that `nft list` prints the set as `type ifname` / `type icmpv6_type`.
 inline constexpr uint32_t kNftTypeIfname = 41;
@@ -94,11 +98,16 @@ struct Redirect {  // redir proto_min reg REG flags FLAGS
 struct Counter {
   bool operator==(const Counter&) const = default;
 };
+struct Reject {   // reject type TYPE code CODE (terminal: the packet is dropped after the reply)
+  uint32_t type;  // enum nft_reject_types, e.g. NFT_REJECT_ICMPX_UNREACH
+  uint8_t code;   // for ICMPX: enum nft_reject_inet_code, e.g. NFT_REJECT_ICMPX_PORT_UNREACH
+  bool operator==(const Reject&) const = default;
+};
 }  // namespace expr
 
 using Expr =
     std::variant<expr::Meta, expr::Ct, expr::Payload, expr::Cmp, expr::Bitwise, expr::Lookup,
-                 expr::Immediate, expr::Verdict, expr::Redirect, expr::Counter>;
+                 expr::Immediate, expr::Verdict, expr::Redirect, expr::Counter, expr::Reject>;
 
 struct Rule {
   std::string chain;

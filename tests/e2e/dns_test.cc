@@ -131,3 +131,30 @@ TEST_F(DnsTest, NameResolvingIntoDenyCidrsGetsNoAddresses) {
 
 }  // namespace
 }  // namespace tollgate::e2e
+
+namespace tollgate::e2e {
+namespace {
+
+// QUIC is refused with ICMP port unreachable at once, so HTTP/3 clients fall
+// back to TCP (which is governed) instead of waiting for a timeout.
+TEST(UdpTest, QuicIsRefusedAtOnceAndOtherUdpGoesNowhere) {
+  Scenario s(Scenario::Options{});
+  auto r = s.inSandbox({"python3", "-c",
+                        "import socket,time\n"
+                        "for dst,port in (('198.51.100.10',443),('198.51.100.10',8443)):\n"
+                        "  u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.settimeout(1)\n"
+                        "  u.connect((dst,port)); t=time.time(); u.send(b'\\x00'*32)\n"
+                        "  try:\n"
+                        "    u.recv(100); print(port,'answered')\n"
+                        "  except ConnectionRefusedError:\n"
+                        "    print(port,'refused %.2f' % (time.time()-t))\n"
+                        "  except socket.timeout:\n"
+                        "    print(port,'timeout')\n"},
+                       20s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("443 refused 0."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("8443 timeout"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace tollgate::e2e

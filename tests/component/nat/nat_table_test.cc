@@ -295,6 +295,7 @@ TEST_F(NatTableTest, DnsCaptureAddsRedirectsAndAcceptsInTheSameTable) {
                           "iifname @sandbox_ifaces ct status dnat udp dport 15053 counter accept",
                           "iifname @sandbox_ifaces ct status dnat tcp dport 15053 counter accept",
                           "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces udp dport 443 counter reject",
                           "iifname @sandbox_ifaces counter drop"));
   for (const auto& [name, chain] : t.chains) {
     for (const std::string& comment : chain.comments) {
@@ -326,6 +327,88 @@ TEST_F(NatTableTest, DnsCaptureWithIpv6BlockMatchesIpv4Only) {
           "iifname @sandbox_ifaces meta nfproto ipv4 meta l4proto tcp counter redirect to :15001"));
 }
 
+// The expressions of each rule of `chain` as the kernel holds them, as
+// `nft --debug=netlink list chain` prints them ("[ reject type 2 code 1 ]").
+std::vector<std::vector<std::string>> kernelRuleExprs(const Netns& ns, const std::string& table,
+                                                      const std::string& chain) {
+  auto res = ns.exec("nft --debug=netlink list chain inet " + table + " " + chain);
+  EXPECT_EQ(res.status, 0) << res.out;
+  std::vector<std::vector<std::string>> out;
+  size_t pos = 0;
+  while (pos < res.out.size()) {
+    size_t eol = res.out.find('\n', pos);
+    std::string line =
+        res.out.substr(pos, eol == std::string::npos ? std::string::npos : eol - pos);
+    pos = eol == std::string::npos ? res.out.size() : eol + 1;
+    if (line.rfind("inet " + table + " " + chain + " ", 0) == 0) {
+      out.emplace_back();  // a new rule: "inet TABLE CHAIN HANDLE [PREV]"
+    } else if (line.rfind("  [ ", 0) == 0 && !out.empty()) {
+      static const std::regex kCounter(R"(counter pkts \d+ bytes \d+)");
+      out.back().push_back(std::regex_replace(line.substr(2), kCounter, "counter"));
+    }
+  }
+  return out;
+}
+
+// QUIC/HTTP3 refusal as the kernel and nft read it back: in input and
+// forward, right before the drop, `reject with icmpx type port-unreachable`
+// (which nft abbreviates to `reject` in the inet family), and byte for byte
+// what nft itself installs for that rule.
+TEST_F(NatTableTest, QuicRefusalIsWhatNftInstallsForRejectIcmpxPortUnreachable) {
+  auto s = spec({"tgsb0"});
+  ASSERT_TRUE(install(s).ok());
+  const std::string quic = "iifname @sandbox_ifaces udp dport 443 counter reject";
+  const std::string comment = "QUIC/HTTP3: refuse at once so clients fall back to TCP (governed)";
+  ListedTable t = listed();
+  const auto& in = t.chains["input"].rules;
+  const auto& fwd = t.chains["forward"].rules;
+  ASSERT_GE(in.size(), 2u);
+  EXPECT_EQ(in[in.size() - 2], quic);
+  EXPECT_EQ(in.back(), "iifname @sandbox_ifaces counter drop");
+  EXPECT_EQ(t.chains["input"].comments[in.size() - 2], comment);
+  EXPECT_THAT(fwd,
+              ElementsAre(quic, "iifname @sandbox_ifaces counter drop",
+                          "oifname @sandbox_ifaces ct state ! established,related counter drop"));
+  EXPECT_EQ(t.chains["forward"].comments[0], comment);
+
+  // JSON spells the reject out.
+  auto json = ns_.exec("nft -j list chain inet tollgate forward");
+  ASSERT_EQ(json.status, 0) << json.out;
+  auto doc = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << json.out;
+  std::vector<nlohmann::json> rejects;
+  for (const auto& item : doc["nftables"]) {
+    if (item.contains("rule")) {
+      for (const auto& e : item["rule"]["expr"]) {
+        if (e.contains("reject")) {
+          rejects.push_back(e["reject"]);
+        }
+      }
+    }
+  }
+  ASSERT_EQ(rejects.size(), 1u) << json.out;
+  EXPECT_EQ(rejects[0].value("type", ""), "icmpx");
+  EXPECT_EQ(rejects[0].value("expr", ""), "port-unreachable");
+
+  // nft's own rule, in a scratch table of this namespace, as the kernel holds it.
+  auto ref = ns_.exec(
+      "nft add table inet natquic_ref && "
+      "nft add set inet natquic_ref sandbox_ifaces { type ifname\\; } && "
+      "nft add chain inet natquic_ref c && "
+      "nft add rule inet natquic_ref c iifname @sandbox_ifaces udp dport 443 counter "
+      "reject with icmpx type port-unreachable");
+  ASSERT_EQ(ref.status, 0) << ref.out;
+  auto want = kernelRuleExprs(ns_, "natquic_ref", "c");
+  ASSERT_EQ(want.size(), 1u);
+  EXPECT_THAT(want[0], ::testing::Contains("[ reject type 2 code 1 ]"));
+  auto forward = kernelRuleExprs(ns_, "tollgate", "forward");
+  ASSERT_EQ(forward.size(), 3u);
+  EXPECT_EQ(forward[0], want[0]);
+  auto input = kernelRuleExprs(ns_, "tollgate", "input");
+  ASSERT_GE(input.size(), 2u);
+  EXPECT_EQ(input[input.size() - 2], want[0]);
+}
+
 TEST_F(NatTableTest, BadDnsPortChangesNothing) {
   ASSERT_TRUE(install(spec({"tgsb0"})).ok());
   for (uint16_t bad : {uint16_t{15001}, uint16_t{53}}) {
@@ -351,6 +434,9 @@ TEST_F(NatTableTest, InstallBlockReplacesCapture) {
   ListedTable t = listed();
   EXPECT_EQ(t.chains.count("prerouting"), 0u);
   EXPECT_THAT(t.comment, HasSubstr("block"));
+  // The block stays silent: the capture's QUIC refusal is gone.
+  auto text = ns_.exec("nft list table inet tollgate");
+  EXPECT_EQ(text.out.find("reject"), std::string::npos) << text.out;
 }
 
 TEST_F(NatTableTest, InstallBlockWithoutPriorTable) {

@@ -18,10 +18,17 @@
 // br_netfilter's bridge-nf-call-ip{,6}tables off and on (Docker hosts: on).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <linux/errqueue.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -42,6 +49,7 @@ using namespace std::chrono_literals;
 constexpr auto kExpectSuccess = 3000ms;  // generous: a success is fast
 constexpr auto kExpectFailure = 1000ms;  // a dropped SYN never answers
 constexpr uint16_t kDnsPort = 15053;     // CaptureSpec::dns_port in the DNS tests
+constexpr auto kQuicRefusal = 500ms;     // QUIC must be refused well within this
 
 SockAddr addr(const char* s) {
   auto a = SockAddr::parseIpPort(s);
@@ -252,6 +260,157 @@ class NatTrafficTest : public ::testing::TestWithParam<Topology> {
     return {};
   }
 
+  // ---- connected UDP probes (QUIC refusal) ----
+
+  // A UDP socket in `ns` connected to `to`, with IP(V6)_RECVERR on so the
+  // ICMP error that refused it can be read back (who sent it, which type).
+  static Result<UniqueFd> udpConnected(const Netns& ns, const char* to) {
+    return ns.in([&]() -> Result<UniqueFd> {
+      SockAddr a = addr(to);
+      UniqueFd fd(::socket(a.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!fd) {
+        return makeError("udp socket failed");
+      }
+      int one = 1;
+      const int rc = a.isV4()
+                         ? ::setsockopt(fd.get(), IPPROTO_IP, IP_RECVERR, &one, sizeof(one))
+                         : ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof(one));
+      if (rc != 0 || ::connect(fd.get(), a.sa(), a.len()) != 0) {
+        return makeError(std::string("udp connect failed: ") + to + ": " + std::strerror(errno));
+      }
+      return fd;
+    });
+  }
+
+  static Result<void> udpSend(int fd, const std::string& payload) {
+    if (::send(fd, payload.data(), payload.size(), 0) != static_cast<ssize_t>(payload.size())) {
+      return makeError(std::string("udp send failed: ") + std::strerror(errno));
+    }
+    return {};
+  }
+
+  struct UdpOutcome {
+    enum Kind { kSilent, kRefused, kAnswered, kOtherError } kind = kSilent;
+    int err = 0;                         // errno of recv() for kRefused / kOtherError
+    std::chrono::milliseconds after{0};  // from the send to the answer or error
+    // The ICMP error from the socket's error queue (IP(V6)_RECVERR).
+    uint8_t origin = 0;  // SO_EE_ORIGIN_ICMP / SO_EE_ORIGIN_ICMP6
+    uint8_t icmp_type = 0;
+    uint8_t icmp_code = 0;
+    std::string offender;  // who sent the ICMP error
+  };
+
+  static std::string show(const UdpOutcome& o) {
+    switch (o.kind) {
+      case UdpOutcome::kSilent:
+        return "no answer";
+      case UdpOutcome::kAnswered:
+        return "an answer";
+      case UdpOutcome::kRefused:
+        return "refused after " + std::to_string(o.after.count()) + " ms by " + o.offender;
+      case UdpOutcome::kOtherError:
+        return std::string("error ") + std::strerror(o.err);
+    }
+    return "?";
+  }
+
+  // What happens on `fd` within `timeout` of `sent`: nothing, an answer, or
+  // an error (the next recv() fails; ECONNREFUSED for port unreachable).
+  static UdpOutcome udpOutcome(int fd, std::chrono::steady_clock::time_point sent,
+                               std::chrono::milliseconds timeout) {
+    UdpOutcome out;
+    const auto left = timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - sent);
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(std::max(left.count(), 0L))) <= 0) {
+      return out;
+    }
+    out.after = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - sent);
+    char buf[64];
+    if (::recv(fd, buf, sizeof(buf), MSG_DONTWAIT) >= 0) {
+      out.kind = UdpOutcome::kAnswered;
+      return out;
+    }
+    out.err = errno;
+    out.kind = out.err == ECONNREFUSED ? UdpOutcome::kRefused : UdpOutcome::kOtherError;
+    // The ICMP error itself, queued by IP(V6)_RECVERR.
+    char control[512];
+    msghdr msg{};
+    iovec iov{buf, sizeof(buf)};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    if (::recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+      return out;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+          (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
+        sock_extended_err ee{};
+        std::memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+        out.origin = ee.ee_origin;
+        out.icmp_type = ee.ee_type;
+        out.icmp_code = ee.ee_code;
+        // SO_EE_OFFENDER: the sockaddr right after the extended error.
+        const auto* offender = reinterpret_cast<const sockaddr*>(CMSG_DATA(c) + sizeof(ee));
+        const socklen_t room = static_cast<socklen_t>(c->cmsg_len - CMSG_LEN(sizeof(ee)));
+        if (auto from = SockAddr::fromSockaddr(offender, room)) {
+          out.offender = from->ip();
+        }
+      }
+    }
+    return out;
+  }
+
+  // Sends one datagram on `fd` and reports what came of it within `timeout`.
+  static Result<UdpOutcome> udpProbe(int fd, std::chrono::milliseconds timeout) {
+    const auto sent = std::chrono::steady_clock::now();
+    if (auto ok = udpSend(fd, "quic-initial"); !ok) {
+      return ok.error();
+    }
+    return udpOutcome(fd, sent, timeout);
+  }
+
+  // `to` (connected from the client) was refused at once by the gateway with
+  // an ICMP / ICMPv6 port unreachable, the way `reject with icmpx type
+  // port-unreachable` answers: the next recv() fails with ECONNREFUSED.
+  static void expectRefusedByGateway(const UdpOutcome& o, const char* to) {
+    const bool v4 = addr(to).isV4();
+    EXPECT_EQ(o.kind, UdpOutcome::kRefused) << to << ": " << show(o);
+    EXPECT_EQ(o.err, ECONNREFUSED) << to;
+    EXPECT_LT(o.after, kQuicRefusal) << to;
+    EXPECT_EQ(o.offender, v4 ? "10.99.0.1" : "fd99::1") << to << ": not refused by the gateway";
+    if (v4) {
+      EXPECT_EQ(o.origin, SO_EE_ORIGIN_ICMP) << to;
+      EXPECT_EQ(o.icmp_type, ICMP_DEST_UNREACH) << to;
+      EXPECT_EQ(o.icmp_code, ICMP_PORT_UNREACH) << to;
+    } else {
+      EXPECT_EQ(o.origin, SO_EE_ORIGIN_ICMP6) << to;
+      EXPECT_EQ(o.icmp_type, ICMP6_DST_UNREACH) << to;
+      EXPECT_EQ(o.icmp_code, ICMP6_DST_UNREACH_NOPORT) << to;
+    }
+  }
+
+  // Sends one datagram from a fresh connected client socket to each of `tos`
+  // at once, then expects no answer and no error for any within
+  // kQuicRefusal: silently dropped, the client would have to time out.
+  void expectSilentlyDropped(const std::vector<const char*>& tos) {
+    std::vector<UniqueFd> fds;
+    const auto sent = std::chrono::steady_clock::now();
+    for (const char* to : tos) {
+      auto fd = udpConnected(client_, to);
+      ASSERT_TRUE(fd.ok()) << fd.message();
+      ASSERT_TRUE(udpSend(fd->get(), "quic-initial").ok()) << to;
+      fds.push_back(std::move(*fd));
+    }
+    for (size_t i = 0; i < tos.size(); ++i) {
+      UdpOutcome o = udpOutcome(fds[i].get(), sent, kQuicRefusal);
+      EXPECT_EQ(o.kind, UdpOutcome::kSilent) << tos[i] << ": " << show(o);
+    }
+  }
+
   // Connects from the client to `to`, accepts on `listener`, checks bytes
   // flow, and returns the original destination the gateway sees.
   Result<SockAddr> redirectedOriginalDst(int listener, const char* to) {
@@ -400,6 +559,130 @@ TEST_P(NatTrafficTest, NonTcpIsNotForwarded) {
   ASSERT_TRUE(udpSendFromClient("[2001:db8::7]:5353").ok());
   EXPECT_FALSE(readableWithin(up4->get(), 500ms)) << "UDP escaped to upstream";
   EXPECT_FALSE(readableWithin(up6->get(), 100ms)) << "UDP/IPv6 escaped to upstream";
+}
+
+// ---- QUIC / HTTP3 refusal --------------------------------------------------
+
+// UDP to port 443, IPv4 and IPv6, routed or aimed at the gateway's own
+// address, is refused at once with an ICMP(v6) port unreachable from the
+// gateway (a connected socket's next recv() fails with ECONNREFUSED), so
+// HTTP/3 clients fall back to TCP, which is captured. Nothing is delivered.
+TEST_P(NatTrafficTest, QuicIsRefusedAtOnceSoClientsFallBackToTcp) {
+  auto up4 = udpBound(upstream_, "203.0.113.7:443");
+  ASSERT_TRUE(up4.ok()) << up4.message();
+  auto up6 = udpBound(upstream_, "[2001:db8::7]:443");
+  ASSERT_TRUE(up6.ok()) << up6.message();
+  auto gw4 = udpBound(gw_, "10.99.0.1:443");
+  ASSERT_TRUE(gw4.ok()) << gw4.message();
+  auto gw6 = udpBound(gw_, "[fd99::1]:443");
+  ASSERT_TRUE(gw6.ok()) << gw6.message();
+  auto listener = listen("10.99.0.1:15001");
+  ASSERT_TRUE(listener.ok()) << listener.message();
+  // Without a table every datagram is delivered (a socket listens at each
+  // address, so an escaped datagram is seen there, not refused by the
+  // receiver's own stack, which would look like our refusal).
+  for (auto [to, fd] :
+       {std::pair{"203.0.113.7:443", up4->get()}, std::pair{"[2001:db8::7]:443", up6->get()},
+        std::pair{"10.99.0.1:443", gw4->get()}, std::pair{"[fd99::1]:443", gw6->get()}}) {
+    ASSERT_TRUE(udpSendFromClient(to).ok()) << to;
+    ASSERT_TRUE(udpReceive(fd, kExpectSuccess).ok()) << "topology broken: " << to;
+  }
+
+  ASSERT_TRUE(gw_.in([&] { return installCapture(spec()); }).ok());
+
+  // Routed (forward chain), then to the gateway itself (input chain).
+  for (auto [to, routed] :
+       {std::pair{"203.0.113.7:443", true}, std::pair{"[2001:db8::7]:443", true},
+        std::pair{"10.99.0.1:443", false}, std::pair{"[fd99::1]:443", false}}) {
+    auto fd = udpConnected(client_, to);
+    ASSERT_TRUE(fd.ok()) << fd.message();
+    auto first = udpProbe(fd->get(), kQuicRefusal);
+    ASSERT_TRUE(first.ok()) << first.message();
+    expectRefusedByGateway(*first, to);
+    if (routed) {
+      // Not only the first datagram of a flow: the retry on the same socket
+      // is refused too (a rejected packet never confirms a conntrack entry).
+      auto again = udpProbe(fd->get(), kQuicRefusal);
+      ASSERT_TRUE(again.ok()) << again.message();
+      expectRefusedByGateway(*again, to);
+    }
+  }
+
+  EXPECT_FALSE(readableWithin(up4->get(), 100ms)) << "QUIC escaped to 203.0.113.7:443";
+  EXPECT_FALSE(readableWithin(up6->get(), 100ms)) << "QUIC escaped to [2001:db8::7]:443";
+  EXPECT_FALSE(readableWithin(gw4->get(), 100ms)) << "QUIC reached the gateway's UDP 443";
+  EXPECT_FALSE(readableWithin(gw6->get(), 100ms)) << "QUIC/IPv6 reached the gateway's UDP 443";
+
+  // The fallback: HTTPS over TCP to the same address is captured as always.
+  auto tcp = redirectedOriginalDst(listener->get(), "203.0.113.7:443");
+  ASSERT_TRUE(tcp.ok()) << tcp.message();
+  EXPECT_EQ(tcp->toString(), "203.0.113.7:443");
+  expectUpstreamUntouched();
+}
+
+// Only port 443 is refused: UDP to other ports (8443 here), routed or to the
+// gateway, is still dropped without an answer, even where nothing listens
+// on the gateway (its own stack would otherwise refuse it).
+TEST_P(NatTrafficTest, OtherUdpIsStillDroppedSilently) {
+  auto up4 = udpBound(upstream_, "203.0.113.7:8443");
+  ASSERT_TRUE(up4.ok()) << up4.message();
+  auto up6 = udpBound(upstream_, "[2001:db8::7]:8443");
+  ASSERT_TRUE(up6.ok()) << up6.message();
+  for (auto [to, fd] :
+       {std::pair{"203.0.113.7:8443", up4->get()}, std::pair{"[2001:db8::7]:8443", up6->get()}}) {
+    ASSERT_TRUE(udpSendFromClient(to).ok()) << to;
+    ASSERT_TRUE(udpReceive(fd, kExpectSuccess).ok()) << "topology broken: " << to;
+  }
+  // Without the table nothing listening on the gateway's 8443 means the
+  // gateway's stack refuses; with it, the input chain drops first.
+  {
+    auto fd = udpConnected(client_, "10.99.0.1:8443");
+    ASSERT_TRUE(fd.ok()) << fd.message();
+    auto o = udpProbe(fd->get(), kExpectSuccess);
+    ASSERT_TRUE(o.ok()) << o.message();
+    ASSERT_EQ(o->kind, UdpOutcome::kRefused) << "topology broken: " << show(*o);
+  }
+
+  ASSERT_TRUE(gw_.in([&] { return installCapture(spec()); }).ok());
+  expectSilentlyDropped(
+      {"203.0.113.7:8443", "[2001:db8::7]:8443", "10.99.0.1:8443", "[fd99::1]:8443"});
+  EXPECT_FALSE(readableWithin(up4->get(), 100ms)) << "UDP escaped to 203.0.113.7:8443";
+  EXPECT_FALSE(readableWithin(up6->get(), 100ms)) << "UDP escaped to [2001:db8::7]:8443";
+  expectUpstreamUntouched();
+}
+
+// With DNS capture and `ipv6: block`: IPv4 QUIC is refused as always; IPv6
+// is dropped before NAT, QUIC included (no refusal, nothing escapes).
+TEST_P(NatTrafficTest, QuicWithIpv6BlockIsRefusedOverIpv4Only) {
+  auto up6 = udpBound(upstream_, "[2001:db8::7]:443");
+  ASSERT_TRUE(up6.ok()) << up6.message();
+  auto gw6 = udpBound(gw_, "[fd99::1]:443");
+  ASSERT_TRUE(gw6.ok()) << gw6.message();
+  ASSERT_TRUE(gw_.in([&] { return installCapture(dnsSpec(false)); }).ok());
+
+  for (const char* to : {"203.0.113.7:443", "10.99.0.1:443"}) {
+    auto fd = udpConnected(client_, to);
+    ASSERT_TRUE(fd.ok()) << fd.message();
+    auto o = udpProbe(fd->get(), kQuicRefusal);
+    ASSERT_TRUE(o.ok()) << o.message();
+    expectRefusedByGateway(*o, to);
+  }
+  expectSilentlyDropped({"[2001:db8::7]:443", "[fd99::1]:443"});
+  EXPECT_FALSE(readableWithin(up6->get(), 100ms)) << "IPv6 QUIC escaped `ipv6: block`";
+  EXPECT_FALSE(readableWithin(gw6->get(), 100ms));
+}
+
+// on_exit: block stays silent: QUIC is dropped, not refused.
+TEST_P(NatTrafficTest, BlockDropsQuicWithoutRefusing) {
+  auto up4 = udpBound(upstream_, "203.0.113.7:443");
+  ASSERT_TRUE(up4.ok()) << up4.message();
+  auto up6 = udpBound(upstream_, "[2001:db8::7]:443");
+  ASSERT_TRUE(up6.ok()) << up6.message();
+  ASSERT_TRUE(gw_.in([&] { return installCapture(spec()); }).ok());
+  ASSERT_TRUE(gw_.in([&] { return installBlock({iface_}); }).ok());
+  expectSilentlyDropped({"203.0.113.7:443", "[2001:db8::7]:443", "10.99.0.1:443", "[fd99::1]:443"});
+  EXPECT_FALSE(readableWithin(up4->get(), 100ms)) << "QUIC escaped the block";
+  EXPECT_FALSE(readableWithin(up6->get(), 100ms)) << "QUIC/IPv6 escaped the block";
 }
 
 // ---- DNS capture (dns_port) ----------------------------------------------

@@ -169,10 +169,11 @@ TEST(EncodeBatch, AddsThenDeletesThenCreatesTheTable) {
   const uint16_t kNewElem = nftMessageType(NFT_MSG_NEWSETELEM);
   const uint16_t kNewChain = nftMessageType(NFT_MSG_NEWCHAIN);
   const uint16_t kNewRule = nftMessageType(NFT_MSG_NEWRULE);
-  EXPECT_THAT(types, ElementsAre(NFNL_MSG_BATCH_BEGIN, kNewTable, nftMessageType(NFT_MSG_DELTABLE),
-                                 kNewTable, kNewSet, kNewElem, kNewSet, kNewElem, kNewChain,
-                                 kNewChain, kNewChain, kNewRule, kNewRule, kNewRule, kNewRule,
-                                 kNewRule, kNewRule, kNewRule, NFNL_MSG_BATCH_END));
+  EXPECT_THAT(types,
+              ElementsAre(NFNL_MSG_BATCH_BEGIN, kNewTable, nftMessageType(NFT_MSG_DELTABLE),
+                          kNewTable, kNewSet, kNewElem, kNewSet, kNewElem, kNewChain, kNewChain,
+                          kNewChain, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
+                          kNewRule, kNewRule, kNewRule, NFNL_MSG_BATCH_END));
   // The first NEWTABLE must not fail on an existing table; the second must
   // not silently merge into one.
   EXPECT_EQ(msgs[1].flags & NLM_F_EXCL, 0);
@@ -244,7 +245,7 @@ TEST(EncodeBatch, CaptureRulesMatchNftEncoding) {
   auto batch = encodeBatch(capturePlan(true), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 7u);
+  ASSERT_EQ(rules.size(), 9u);
   // iifname @sandbox_ifaces meta l4proto tcp counter redirect to :15001
   EXPECT_THAT(rules[0], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "meta load l4proto => reg 1", "cmp eq reg 1 0x00000006",
@@ -272,13 +273,20 @@ TEST(EncodeBatch, CaptureRulesMatchNftEncoding) {
                                     "payload load 1b @ transport header + 0 => reg 1",
                                     "lookup reg 1 set nd_types", "counter pkts 0 bytes 0",
                                     "immediate reg 0 accept"));
-  // iifname @sandbox_ifaces counter drop
+  // iifname @sandbox_ifaces udp dport 443 counter reject with icmpx type port-unreachable
   EXPECT_THAT(rules[4], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                                    "meta load l4proto => reg 1", "cmp eq reg 1 0x00000011",
+                                    "payload load 2b @ transport header + 2 => reg 1",
+                                    "cmp eq reg 1 0x0000bb01", "counter pkts 0 bytes 0",
+                                    "reject type 2 code 1"));
+  // iifname @sandbox_ifaces counter drop
+  EXPECT_THAT(rules[5], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "counter pkts 0 bytes 0", "immediate reg 0 drop"));
-  EXPECT_EQ(rules[5], rules[4]);  // forward: same match, same verdict
+  EXPECT_EQ(rules[6], rules[4]);  // forward: the same refusal...
+  EXPECT_EQ(rules[7], rules[5]);  // ...before the same drop
   // oifname @sandbox_ifaces ct state & (established|related) == 0 counter drop
   EXPECT_THAT(
-      rules[6],
+      rules[8],
       ElementsAre("meta load oifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                   "ct load state => reg 1", "bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000",
                   "cmp eq reg 1 0x00000000", "counter pkts 0 bytes 0", "immediate reg 0 drop"));
@@ -288,7 +296,7 @@ TEST(EncodeBatch, Ipv6BlockRulesMatchNftEncoding) {
   auto batch = encodeBatch(capturePlan(false), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 9u);
+  ASSERT_EQ(rules.size(), 11u);
   // iifname @sandbox_ifaces meta nfproto ipv6 counter drop
   EXPECT_THAT(rules[1], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "meta load nfproto => reg 1", "cmp eq reg 1 0x0000000a",
@@ -309,7 +317,7 @@ TEST(EncodeBatch, DnsCaptureRulesMatchNftEncoding) {
   auto batch = encodeBatch(planReplace(*rs), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 11u);
+  ASSERT_EQ(rules.size(), 13u);
   // iifname @sandbox_ifaces udp dport 53 counter redirect to :15053
   EXPECT_THAT(rules[0],
               ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
@@ -345,6 +353,84 @@ TEST(EncodeBatch, DnsCaptureRulesMatchNftEncoding) {
                   "cmp neq reg 1 0x00000000", "meta load l4proto => reg 1",
                   "cmp eq reg 1 0x00000006", "payload load 2b @ transport header + 2 => reg 1",
                   "cmp eq reg 1 0x0000cd3a", "counter pkts 0 bytes 0", "immediate reg 0 accept"));
+}
+
+// The reject expression on the wire, attribute by attribute: NFTA_REJECT_TYPE
+// is a big-endian u32, NFTA_REJECT_ICMP_CODE a single byte (the kernel's
+// policy is NLA_U8). nft sends exactly these for `reject with icmpx type
+// port-unreachable` in the inet family.
+TEST(EncodeBatch, QuicRejectIsIcmpxPortUnreachableOnTheWire) {
+  auto plan = capturePlan(true);
+  auto batch = encodeBatch(plan, 1);
+  ASSERT_TRUE(batch.ok()) << batch.message();
+  auto msgs = decode(batch->bytes);
+  int rejects = 0;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const auto* add = std::get_if<msg::AddRule>(&plan[i]);
+    if (add == nullptr) {
+      continue;
+    }
+    const nlmsghdr* nlh = msgs[i + 1].nlh;
+    const auto* first =
+        static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
+    const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
+    forEachAttr(reinterpret_cast<const nlattr*>(first), static_cast<int>(tail - first),
+                [&](const nlattr* a) {
+                  if (mnl_attr_get_type(a) != NFTA_RULE_EXPRESSIONS) {
+                    return;
+                  }
+                  forEachNested(a, [&](const nlattr* elem) {
+                    std::string name;
+                    const nlattr* data = nullptr;
+                    forEachNested(elem, [&](const nlattr* f) {
+                      if (mnl_attr_get_type(f) == NFTA_EXPR_NAME) {
+                        name = mnl_attr_get_str(f);
+                      } else if (mnl_attr_get_type(f) == NFTA_EXPR_DATA) {
+                        data = f;
+                      }
+                    });
+                    if (name != "reject") {
+                      return;
+                    }
+                    ++rejects;
+                    EXPECT_EQ(add->rule.text,
+                              "iifname @sandbox_ifaces udp dport 443 counter reject");
+                    ASSERT_NE(data, nullptr);
+                    bool saw_type = false;
+                    bool saw_code = false;
+                    forEachNested(data, [&](const nlattr* f) {
+                      if (mnl_attr_get_type(f) == NFTA_REJECT_TYPE) {
+                        saw_type = true;
+                        ASSERT_EQ(mnl_attr_get_payload_len(f), 4u);
+                        EXPECT_EQ(ntohl(mnl_attr_get_u32(f)),
+                                  static_cast<uint32_t>(NFT_REJECT_ICMPX_UNREACH));
+                      } else if (mnl_attr_get_type(f) == NFTA_REJECT_ICMP_CODE) {
+                        saw_code = true;
+                        ASSERT_EQ(mnl_attr_get_payload_len(f), 1u);
+                        EXPECT_EQ(mnl_attr_get_u8(f), NFT_REJECT_ICMPX_PORT_UNREACH);
+                      } else {
+                        ADD_FAILURE() << "unexpected reject attribute " << mnl_attr_get_type(f);
+                      }
+                    });
+                    EXPECT_TRUE(saw_type);
+                    EXPECT_TRUE(saw_code);
+                  });
+                });
+  }
+  EXPECT_EQ(rejects, 2);  // input and forward
+}
+
+// Block stays silent: no reject expression at all.
+TEST(EncodeBatch, BlockHasNoReject) {
+  auto rs = buildBlockRuleset({"br0"});
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  auto batch = encodeBatch(planReplace(*rs), 1);
+  ASSERT_TRUE(batch.ok()) << batch.message();
+  for (const auto& rule : allRuleExprs(*batch)) {
+    for (const std::string& e : rule) {
+      EXPECT_THAT(e, ::testing::Not(::testing::StartsWith("reject"))) << e;
+    }
+  }
 }
 
 TEST(EncodeBatch, RulesCarryTheirCommentAndChain) {
@@ -527,6 +613,21 @@ TEST_F(BatchAnswersTest, ExtackDetailIsReported) {
 TEST(ExplainError, NatChainHint) {
   Message m = msg::AddChain{Chain{"prerouting", "nat", NF_INET_PRE_ROUTING, -110, "c"}};
   EXPECT_THAT(explainError(m, EOPNOTSUPP, ""), HasSubstr("nft_chain_nat"));
+}
+
+TEST(ExplainError, RejectRuleHint) {
+  auto rs = buildCaptureRuleset(captureSpec(true));
+  ASSERT_TRUE(rs.ok());
+  const Rule* quic = nullptr;
+  for (const Rule& r : rs->rules) {
+    if (r.chain == "forward" && r.text.find("reject") != std::string::npos) {
+      quic = &r;
+    }
+  }
+  ASSERT_NE(quic, nullptr);
+  std::string text = explainError(msg::AddRule{*quic}, ENOENT, "");
+  EXPECT_THAT(text, HasSubstr("udp dport 443 counter reject"));
+  EXPECT_THAT(text, HasSubstr("nft_reject_inet"));
 }
 
 TEST(ExplainError, SetElementsNameTheInterfaces) {

@@ -164,9 +164,11 @@ TEST(CaptureRuleset, RulesReadAsIntended) {
               ElementsAre("iifname @sandbox_ifaces ct state established,related counter accept",
                           "iifname @sandbox_ifaces ct status dnat tcp dport 15001 counter accept",
                           "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces udp dport 443 counter reject",
                           "iifname @sandbox_ifaces counter drop"));
   EXPECT_THAT(ruleTexts(*rs, "forward"),
-              ElementsAre("iifname @sandbox_ifaces counter drop",
+              ElementsAre("iifname @sandbox_ifaces udp dport 443 counter reject",
+                          "iifname @sandbox_ifaces counter drop",
                           "oifname @sandbox_ifaces ct state ! established,related counter drop"));
 }
 
@@ -271,7 +273,8 @@ TEST_P(EveryRuleTest, IsCountedCommentedAndTerminal) {
     }
     EXPECT_TRUE(counted) << r.text;
     EXPECT_TRUE(std::holds_alternative<expr::Verdict>(r.exprs.back()) ||
-                std::holds_alternative<expr::Redirect>(r.exprs.back()))
+                std::holds_alternative<expr::Redirect>(r.exprs.back()) ||
+                std::holds_alternative<expr::Reject>(r.exprs.back()))
         << r.text;
     EXPECT_FALSE(r.comment.empty()) << r.text;
     EXPECT_LE(r.comment.size(), kMaxCommentLen) << r.comment;
@@ -368,7 +371,9 @@ TEST(DnsCapture, OffByDefaultAndWhenZero) {
   EXPECT_EQ(ruleTexts(*rs, "input"), ruleTexts(*plain, "input"));
   for (const Rule& r : rs->rules) {
     EXPECT_THAT(r.text, ::testing::Not(HasSubstr("dport 53")));
-    EXPECT_THAT(r.text, ::testing::Not(HasSubstr("udp")));
+    if (r.text.find("udp dport 443 counter reject") == std::string::npos) {
+      EXPECT_THAT(r.text, ::testing::Not(HasSubstr("udp")));  // QUIC refusal is the only one
+    }
     EXPECT_THAT(r.comment, ::testing::Not(HasSubstr("DNS")));
   }
   for (const Chain& c : rs->chains) {
@@ -390,9 +395,11 @@ TEST(DnsCapture, RulesReadAsIntended) {
                           "iifname @sandbox_ifaces ct status dnat udp dport 15053 counter accept",
                           "iifname @sandbox_ifaces ct status dnat tcp dport 15053 counter accept",
                           "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces udp dport 443 counter reject",
                           "iifname @sandbox_ifaces counter drop"));
   EXPECT_THAT(ruleTexts(*rs, "forward"),
-              ElementsAre("iifname @sandbox_ifaces counter drop",
+              ElementsAre("iifname @sandbox_ifaces udp dport 443 counter reject",
+                          "iifname @sandbox_ifaces counter drop",
                           "oifname @sandbox_ifaces ct state ! established,related counter drop"));
   EXPECT_THAT(chainNamed(*rs, "prerouting").comment, HasSubstr("DNS service"));
   EXPECT_THAT(chainNamed(*rs, "input").comment, HasSubstr("DNS service"));
@@ -489,7 +496,7 @@ TEST(DnsCapture, InputAcceptsOnlyRedirectedDnsToTheDnsPort) {
   }
   // The DNS accepts sit next to the listener accept, before the final drop.
   std::vector<std::string> input = ruleTexts(*rs, "input");
-  ASSERT_EQ(input.size(), 6u);
+  ASSERT_EQ(input.size(), 7u);
   EXPECT_THAT(input[1], HasSubstr("tcp dport 15001"));
   EXPECT_THAT(input[2], HasSubstr("udp dport 15053"));
   EXPECT_THAT(input[3], HasSubstr("tcp dport 15053"));
@@ -519,13 +526,139 @@ TEST(DnsCapture, PlanAddsFourRulesToTheSameBatch) {
   for (const Message& m : plan) {
     rules += std::holds_alternative<msg::AddRule>(m) ? 1 : 0;
   }
-  EXPECT_EQ(rules, 7u + 4u);
+  EXPECT_EQ(rules, 9u + 4u);
   EXPECT_EQ(describe(plan[10]),
             "add rule to chain prerouting: `iifname @sandbox_ifaces udp dport 53 counter redirect "
             "to :15053`");
   EXPECT_EQ(describe(plan[11]),
             "add rule to chain prerouting: `iifname @sandbox_ifaces tcp dport 53 counter redirect "
             "to :15053`");
+}
+
+// ---- QUIC / HTTP3 refusal -------------------------------------------------
+
+// Every capture variant: the four combinations of DNS capture and ipv6 mode.
+std::vector<CaptureSpec> allCaptureSpecs() {
+  return {spec({"br0"}, 15001, true), spec({"br0"}, 15001, false), dnsSpec(15053, true),
+          dnsSpec(15053, false)};
+}
+
+const char* const kQuicText = "iifname @sandbox_ifaces udp dport 443 counter reject";
+const char* const kQuicComment =
+    "QUIC/HTTP3: refuse at once so clients fall back to TCP (governed)";
+
+std::vector<const Rule*> quicRules(const Ruleset& rs) {
+  std::vector<const Rule*> out;
+  for (const Rule& r : rs.rules) {
+    for (const Expr& e : r.exprs) {
+      if (std::holds_alternative<expr::Reject>(e)) {
+        out.push_back(&r);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// Index of the first rule in `chain` whose text is `text`, -1 if none.
+int indexIn(const Ruleset& rs, const std::string& chain, const std::string& text) {
+  std::vector<std::string> texts = ruleTexts(rs, chain);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (texts[i] == text) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+// `iifname @sandbox_ifaces udp dport 443 counter reject with icmpx type
+// port-unreachable`, expression for expression (nft --debug=netlink, 1.0.6):
+// [ meta load iifname => reg 1 ] [ lookup reg 1 set sandbox_ifaces ]
+// [ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000011 ]
+// [ payload load 2b @ transport header + 2 => reg 1 ] [ cmp eq reg 1 0x0000bb01 ]
+// [ counter ] [ reject type 2 code 1 ]
+TEST(QuicRefusal, ExpressionsAreIcmpxPortUnreachableForUdp443) {
+  for (const CaptureSpec& s : allCaptureSpecs()) {
+    auto rs = buildCaptureRuleset(s);
+    ASSERT_TRUE(rs.ok()) << rs.message();
+    std::vector<const Rule*> quic = quicRules(*rs);
+    ASSERT_EQ(quic.size(), 2u);
+    EXPECT_EQ(quic[0]->chain, "input");
+    EXPECT_EQ(quic[1]->chain, "forward");
+    for (const Rule* r : quic) {
+      EXPECT_EQ(r->text, kQuicText);
+      EXPECT_EQ(r->comment, kQuicComment);
+      EXPECT_THAT(
+          r->exprs,
+          ElementsAre(Expr(expr::Meta{NFT_META_IIFNAME, NFT_REG_1}),
+                      Expr(expr::Lookup{NFT_REG_1, "sandbox_ifaces", kIfaceSetId, false}),
+                      Expr(expr::Meta{NFT_META_L4PROTO, NFT_REG_1}),
+                      Expr(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{IPPROTO_UDP}}),
+                      Expr(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1}),
+                      Expr(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{0x01, 0xbb}}),
+                      Expr(expr::Counter{}),
+                      Expr(expr::Reject{NFT_REJECT_ICMPX_UNREACH, NFT_REJECT_ICMPX_PORT_UNREACH})))
+          << r->chain;
+    }
+  }
+  EXPECT_EQ(NFT_REJECT_ICMPX_UNREACH, 2);       // nft's "type 2"
+  EXPECT_EQ(NFT_REJECT_ICMPX_PORT_UNREACH, 1);  // nft's "code 1"
+}
+
+// After the drop the refusal would never be reached (QUIC silently dropped,
+// clients wait for a timeout); it sits right before it, after every accept.
+TEST(QuicRefusal, ComesRightBeforeTheDropInInputAndForward) {
+  for (const CaptureSpec& s : allCaptureSpecs()) {
+    auto rs = buildCaptureRuleset(s);
+    ASSERT_TRUE(rs.ok()) << rs.message();
+    const std::string ctx = std::string("dns_port=") + std::to_string(s.dns_port) +
+                            " ipv6=" + (s.ipv6_capture ? "capture" : "block");
+
+    std::vector<std::string> input = ruleTexts(*rs, "input");
+    const int in_reject = indexIn(*rs, "input", kQuicText);
+    const int in_drop = indexIn(*rs, "input", "iifname @sandbox_ifaces counter drop");
+    ASSERT_GE(in_reject, 0) << ctx;
+    EXPECT_EQ(in_drop, static_cast<int>(input.size()) - 1) << ctx;
+    EXPECT_EQ(in_reject, in_drop - 1) << ctx;
+    // Every accept (flows admitted, listener, DNS, neighbour discovery) stays before it.
+    for (int i = 0; i < in_reject; ++i) {
+      EXPECT_THAT(input[static_cast<size_t>(i)], ::testing::EndsWith("accept")) << ctx;
+    }
+
+    std::vector<std::string> forward = ruleTexts(*rs, "forward");
+    ASSERT_EQ(forward.size(), 3u) << ctx;
+    EXPECT_EQ(forward[0], kQuicText) << ctx;
+    EXPECT_EQ(forward[1], "iifname @sandbox_ifaces counter drop") << ctx;
+    EXPECT_EQ(forward[2], "oifname @sandbox_ifaces ct state ! established,related counter drop")
+        << ctx;
+  }
+}
+
+// Only UDP port 443 is refused: the refusal never widens what is admitted,
+// and other UDP still meets the silent drop.
+TEST(QuicRefusal, RefusesNothingElse) {
+  auto rs = buildCaptureRuleset(dnsSpec(15053));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  for (const Rule& r : rs->rules) {
+    const bool is_reject = std::holds_alternative<expr::Reject>(r.exprs.back());
+    EXPECT_EQ(is_reject, r.text == kQuicText) << r.text;
+    EXPECT_EQ(is_reject, r.comment == kQuicComment) << r.text;
+    for (size_t i = 0; i + 1 < r.exprs.size(); ++i) {
+      EXPECT_FALSE(std::holds_alternative<expr::Reject>(r.exprs[i])) << "reject mid-rule";
+    }
+  }
+}
+
+// With `ipv6: block` IPv6 is still dropped before NAT: IPv6 QUIC never gets
+// as far as the refusal.
+TEST(QuicRefusal, Ipv6BlockStillDropsIpv6First) {
+  auto rs = buildCaptureRuleset(spec({"br0"}, 15001, false));
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_THAT(ruleTexts(*rs, "prerouting_filter"),
+              ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop"));
+  EXPECT_LT(chainNamed(*rs, "prerouting_filter").priority, chainNamed(*rs, "input").priority);
+  EXPECT_EQ(quicRules(*rs).size(), 2u);
 }
 
 // ---- block ruleset --------------------------------------------------------
@@ -542,6 +675,8 @@ TEST(BlockRuleset, DropsEverythingButNeighbourDiscovery) {
   for (const Rule& r : rs->rules) {
     for (const Expr& e : r.exprs) {
       EXPECT_FALSE(std::holds_alternative<expr::Redirect>(e)) << r.text;
+      // The block stays silent: no QUIC refusal, nothing answers a sandbox.
+      EXPECT_FALSE(std::holds_alternative<expr::Reject>(e)) << r.text;
     }
   }
 }
@@ -584,8 +719,8 @@ TEST(PlanReplace, DeletesAnyStaleTableThenBuildsInDependencyOrder) {
               ElementsAre("ensure-table", "delete-table", "create-table", "set sandbox_ifaces",
                           "elements sandbox_ifaces", "set nd_types", "elements nd_types",
                           "chain prerouting", "chain input", "chain forward", "rule prerouting",
-                          "rule input", "rule input", "rule input", "rule input", "rule forward",
-                          "rule forward"));
+                          "rule input", "rule input", "rule input", "rule input", "rule input",
+                          "rule forward", "rule forward", "rule forward"));
 }
 
 TEST(PlanReplace, CarriesTheTableComment) {

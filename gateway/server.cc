@@ -8,6 +8,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -157,6 +158,14 @@ void raiseFileLimit() {
   }
 }
 
+// tollgate holds its CA key (and later credentials) in memory: no core
+// dumps, and same-uid processes may not ptrace it or read /proc/<pid>/mem.
+void protectMemory() {
+  rlimit none{0, 0};
+  (void)setrlimit(RLIMIT_CORE, &none);
+  (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 // systemd readiness protocol (sd_notify(3)) without linking libsystemd.
 void sdNotify(const char* state) {
   const char* path = std::getenv("NOTIFY_SOCKET");
@@ -231,6 +240,7 @@ class Daemon {
       }
     }
     raiseFileLimit();
+    protectMemory();
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <sstream>
 #include <thread>
 
 #include "scenario.h"
@@ -50,6 +51,22 @@ TEST(OpsTest, MetricsOnANonLoopbackAddressRefusesToStart) {
   EXPECT_NE(run.err.find("loopback"), std::string::npos) << run.err;
   EXPECT_NE(s.inHost({"nft", "list", "table", "inet", "tollgate"}).exit_code, 0)
       << "a refused start must not install anything";
+}
+
+TEST(OpsTest, TheDaemonCannotDumpCore) {
+  Scenario s(Scenario::Options{});
+  // The harness runs tollgate through `ip netns exec`-like setns in the
+  // child itself, so the Process pid is tollgate's.
+  auto limits = s.inHost({"cat", "/proc/" + std::to_string(s.gateway()->pid()) + "/limits"});
+  ASSERT_EQ(limits.exit_code, 0) << limits.err;
+  auto line = limits.out.substr(limits.out.find("Max core file size") + 18);
+  line = line.substr(0, line.find('\n'));
+  std::istringstream fields(line);
+  std::string soft, hard;
+  fields >> soft >> hard;
+  // The hard limit too: nothing in the process can raise it again.
+  EXPECT_EQ(soft, "0") << line;
+  EXPECT_EQ(hard, "0") << line;
 }
 
 TEST(OpsTest, InvalidReloadKeepsTheRunningPolicy) {

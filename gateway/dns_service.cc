@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "gateway/log.h"
+#include "gateway/server_socket.h"
 #include "gateway/policy.h"
 
 namespace tollgate::gateway {
@@ -20,28 +21,6 @@ constexpr size_t kTcpMaxMessage = 4096;
 constexpr size_t kMaxPendingPerWorker = 4096;  // bounded work under a query flood
 constexpr uint32_t kStaticTtl = 60;
 constexpr uint32_t kMaxForwardedTtl = 300;
-
-Result<UniqueFd> bindSocket(const SockAddr& addr, int type) {
-  UniqueFd fd(socket(addr.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return makeError(std::string("socket: ") + std::strerror(errno));
-  }
-  int one = 1;
-  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-  if (addr.isV6()) {
-    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
-  }
-  if (bind(fd.get(), addr.sa(), addr.len()) != 0) {
-    return makeError("DNS service: cannot bind " + addr.toString() + ": " + std::strerror(errno) +
-                     " (gateway.dns_port in use?)");
-  }
-  if (type == SOCK_STREAM && listen(fd.get(), 256) != 0) {
-    return makeError("DNS service: listen on " + addr.toString() + ": " + std::strerror(errno));
-  }
-  return fd;
-}
 
 }  // namespace
 
@@ -68,11 +47,11 @@ Result<std::unique_ptr<DnsService>> DnsService::create(event_base* base,
   s->counters_ = counters;
   s->runtime_ = std::move(runtime);
   for (const SockAddr& a : addrs) {
-    auto udp = bindSocket(a, SOCK_DGRAM);
+    auto udp = bindServerSocket(a, SOCK_DGRAM, "DNS service (gateway.dns_port)");
     if (!udp) {
       return udp.error();
     }
-    auto tcp = bindSocket(a, SOCK_STREAM);
+    auto tcp = bindServerSocket(a, SOCK_STREAM, "DNS service (gateway.dns_port)", 256);
     if (!tcp) {
       return tcp.error();
     }

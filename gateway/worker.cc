@@ -7,36 +7,13 @@
 #include <cstring>
 
 #include "gateway/log.h"
+#include "gateway/server_socket.h"
 #include "nat/nat.h"
 
 namespace tollgate::gateway {
 namespace {
 
-constexpr int kListenBacklog = 4096;
 constexpr int kMaxAcceptsPerWakeup = 64;
-
-Result<UniqueFd> bindListener(const SockAddr& addr) {
-  UniqueFd fd(socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return makeError(std::string("socket: ") + std::strerror(errno));
-  }
-  int one = 1;
-  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-  if (addr.isV6()) {
-    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    // An address still in duplicate address detection is bindable this way.
-    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
-  }
-  if (bind(fd.get(), addr.sa(), addr.len()) != 0) {
-    return makeError("cannot bind listener on " + addr.toString() + ": " + std::strerror(errno) +
-                     " (is another tollgate running, or listen_port in use?)");
-  }
-  if (listen(fd.get(), kListenBacklog) != 0) {
-    return makeError("listen on " + addr.toString() + ": " + std::strerror(errno));
-  }
-  return fd;
-}
 
 }  // namespace
 
@@ -70,7 +47,7 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
     w->dns_ = std::move(*dns);
   }
   for (const SockAddr& a : addrs) {
-    auto fd = bindListener(a);
+    auto fd = bindServerSocket(a, SOCK_STREAM, "listener (gateway.listen_port)");
     if (!fd) {
       return fd.error();
     }

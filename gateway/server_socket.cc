@@ -1,0 +1,36 @@
+#include "gateway/server_socket.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace tollgate::gateway {
+
+Result<UniqueFd> bindServerSocket(const SockAddr& addr, int type, std::string_view what,
+                                  int backlog) {
+  UniqueFd fd(socket(addr.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return makeError(std::string("socket: ") + std::strerror(errno));
+  }
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (addr.isV6()) {
+    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    // An address still in duplicate address detection is bindable this way.
+    setsockopt(fd.get(), IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+  }
+  if (bind(fd.get(), addr.sa(), addr.len()) != 0) {
+    return makeError("cannot bind " + std::string(what) + " on " + addr.toString() + ": " +
+                     std::strerror(errno) + " (is another tollgate running, or the port in use?)");
+  }
+  if (type == SOCK_STREAM && listen(fd.get(), backlog) != 0) {
+    return makeError("listen on " + addr.toString() + ": " + std::strerror(errno));
+  }
+  return fd;
+}
+
+}  // namespace tollgate::gateway

@@ -1,0 +1,19 @@
+// Server sockets on the sandbox-facing addresses: every worker binds its own
+// (SO_REUSEPORT), IPv6 ones V6ONLY and FREEBIND (usable during DAD).
+#pragma once
+
+#include <string_view>
+
+#include "base/result.h"
+#include "base/sockaddr.h"
+#include "base/unique.h"
+
+namespace tollgate::gateway {
+
+// type: SOCK_STREAM (then also listening, with `backlog`) or SOCK_DGRAM.
+// `what` names the service and the config key in errors, e.g.
+// "listener (gateway.listen_port)".
+Result<UniqueFd> bindServerSocket(const SockAddr& addr, int type, std::string_view what,
+                                  int backlog = 4096);
+
+}  // namespace tollgate::gateway

@@ -236,7 +236,7 @@ void DnsService::handle(std::span<const uint8_t> msg, const SockAddr& src, bool 
     }
     return out;
   };
-  if (auto hit = resolver_->lookupStatic(q.question.name, 0)) {
+  if (auto hit = Resolver::lookupStatic(cfg.gateway.static_hosts, q.question.name, 0)) {
     counters_->add(Counter::kDnsAnswered);
     send(dns::buildAnswer(q, usable(*hit), kStaticTtl));
     audit(rec, "passthrough", "static");

@@ -232,7 +232,7 @@ void Flow::act(const Decision& d, const std::optional<sni::HostName>& name) {
     return;
   }
   uint16_t port = dst_.port();
-  if (auto hit = env_.resolver->lookupStatic(name->name, port)) {
+  if (auto hit = Resolver::lookupStatic(rt_->config->gateway.static_hosts, name->name, port)) {
     onResolved(std::move(*hit), "");
     return;
   }

@@ -8,6 +8,14 @@
 #include <vector>
 
 #include <openssl/rand.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/unique.h"
 
 #include "ca/ca.h"
 #include "gateway/config.h"
@@ -127,6 +135,60 @@ int caCommand(const CaArgs& args, bool rotate) {
   return kExitOk;
 }
 
+// Talks to the running daemon over gateway.control (HTTP/1.0 on a unix
+// socket) and prints the JSON answer.
+int controlRequest(const std::string& control, const char* method, const char* path) {
+  sockaddr_un sun{};
+  if (control.size() >= sizeof(sun.sun_path)) {
+    std::fprintf(stderr, "tollgate: error: control socket path too long: %s\n", control.c_str());
+    return kExitError;
+  }
+  tollgate::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sun.sun_family = AF_UNIX;
+  std::memcpy(sun.sun_path, control.c_str(), control.size());
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
+    std::fprintf(stderr,
+                 "tollgate: error: cannot reach the daemon at %s: %s (is `tollgate run` running? "
+                 "pass --control or --config to name its socket)\n",
+                 control.c_str(), std::strerror(errno));
+    return kExitError;
+  }
+  timeval tv{30, 0};  // a reload re-reads secrets; still bounded
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string req = std::string(method) + " " + path + " HTTP/1.0\r\nHost: tollgate\r\n" +
+                    "Content-Length: 0\r\n\r\n";
+  if (send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    std::fprintf(stderr, "tollgate: error: writing to %s: %s\n", control.c_str(),
+                 std::strerror(errno));
+    return kExitError;
+  }
+  std::string resp;
+  char buf[8192];
+  for (ssize_t n; (n = read(fd.get(), buf, sizeof(buf))) > 0;) {
+    resp.append(buf, static_cast<size_t>(n));
+  }
+  auto split = resp.find("\r\n\r\n");
+  if (resp.rfind("HTTP/1.", 0) != 0 || split == std::string::npos) {
+    std::fprintf(stderr, "tollgate: error: no valid answer from %s\n", control.c_str());
+    return kExitError;
+  }
+  std::fputs(resp.c_str() + split + 4, stdout);
+  return resp.compare(9, 3, "200") == 0 ? kExitOk : kExitError;
+}
+
+std::string controlPath(const std::string& control, const std::string& config) {
+  if (!control.empty()) {
+    return control;
+  }
+  if (!config.empty()) {
+    auto parsed = tollgate::gateway::loadConfig(config);
+    if (auto* cfg = std::get_if<tollgate::gateway::Config>(&parsed)) {
+      return cfg->gateway.control;
+    }
+  }
+  return tollgate::gateway::GatewayConfig{}.control;
+}
+
 // A fresh placeholder: what a sandbox holds instead of the real secret. It
 // must be unguessable (it is a capability inside tollgate's rewriter) and
 // recognisable in logs of the sandbox's own tools.
@@ -189,6 +251,15 @@ int main(int argc, char** argv) {
                     "repeatable");
   }
 
+  std::string control;
+  auto* status = app.add_subcommand("status", "print the running daemon's status as JSON");
+  auto* reload = app.add_subcommand(
+      "reload", "re-read config and secrets in the running daemon (same as SIGHUP)");
+  for (auto* sub : {status, reload}) {
+    sub->add_option("--control", control, "control socket (default: gateway.control)");
+    sub->add_option("--config", config, "config file naming the control socket");
+  }
+
   std::string credential_name;
   auto* cred_cmd = app.add_subcommand("credential", "placeholders for credentials");
   cred_cmd->require_subcommand(1);
@@ -211,6 +282,12 @@ int main(int argc, char** argv) {
   }
   if (down_cmd->parsed()) {
     return down();
+  }
+  if (status->parsed()) {
+    return controlRequest(controlPath(control, config), "GET", "/status");
+  }
+  if (reload->parsed()) {
+    return controlRequest(controlPath(control, config), "POST", "/reload");
   }
   if (cred_mint->parsed()) {
     return mintPlaceholder(credential_name);

@@ -10,7 +10,6 @@ namespace tollgate::gateway {
 Result<std::unique_ptr<Resolver>> Resolver::create(event_base* base, const ResolverSettings& s) {
   std::unique_ptr<Resolver> r(new Resolver());
   r->base_ = base;
-  r->static_hosts_ = s.static_hosts;
   r->dns_.reset(evdns_base_new(base, 0));
   if (!r->dns_) {
     return makeError("evdns_base_new failed");
@@ -38,10 +37,11 @@ Result<std::unique_ptr<Resolver>> Resolver::create(event_base* base, const Resol
   return r;
 }
 
-std::optional<std::vector<SockAddr>> Resolver::lookupStatic(const std::string& name,
-                                                            uint16_t port) const {
-  auto it = static_hosts_.find(name);
-  if (it == static_hosts_.end()) {
+std::optional<std::vector<SockAddr>> Resolver::lookupStatic(
+    const std::map<std::string, std::vector<SockAddr>>& table, const std::string& name,
+    uint16_t port) {
+  auto it = table.find(name);
+  if (it == table.end()) {
     return std::nullopt;
   }
   std::vector<SockAddr> out = it->second;

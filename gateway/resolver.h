@@ -73,8 +73,11 @@ class Resolver {
 
   static Result<std::unique_ptr<Resolver>> create(event_base* base, const ResolverSettings& s);
 
-  // Static entry for the name, if any (ports set to `port`).
-  std::optional<std::vector<SockAddr>> lookupStatic(const std::string& name, uint16_t port) const;
+  // Static entry for the name in `table` (the running config's static_hosts,
+  // so a reload takes effect at once), ports set to `port`.
+  static std::optional<std::vector<SockAddr>> lookupStatic(
+      const std::map<std::string, std::vector<SockAddr>>& table, const std::string& name,
+      uint16_t port);
   // Resolves A and AAAA through the resolvers. The callback always runs from
   // the loop, never from inside this call.
   std::unique_ptr<Request> resolve(const std::string& name, uint16_t port, Callback cb);
@@ -86,7 +89,6 @@ class Resolver {
   Resolver() = default;
   event_base* base_ = nullptr;
   EvdnsBasePtr dns_;
-  std::map<std::string, std::vector<SockAddr>> static_hosts_;
 };
 
 }  // namespace tollgate::gateway

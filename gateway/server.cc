@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <openssl/evp.h>
 #include <event2/http.h>
 #include <event2/thread.h>
 #include <sys/stat.h>
@@ -15,6 +16,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -166,6 +169,64 @@ void protectMemory() {
   (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+// SHA-256 of the config file as loaded, for `status` ("" if unreadable).
+std::string fileDigest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!in.good() && !in.eof()) {
+    return "";
+  }
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+    return "";
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point tp) {
+  time_t t = std::chrono::system_clock::to_time_t(tp);
+  tm utc{};
+  gmtime_r(&t, &utc);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf;
+}
+
+// Listens on a unix socket at `path` with `mode`, creating the parent
+// directory (0755) if missing; a stale socket file is replaced.
+Result<UniqueFd> listenUnix(const std::string& path, mode_t mode, std::string_view what) {
+  sockaddr_un sun{};
+  if (path.empty() || path.front() != '/' || path.size() >= sizeof(sun.sun_path)) {
+    return makeError(std::string(what) + ": '" + path + "' must be an absolute path shorter than " +
+                     std::to_string(sizeof(sun.sun_path)) + " bytes");
+  }
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty()) {
+    (void)mkdir(dir.c_str(), 0755);
+  }
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  sun.sun_family = AF_UNIX;
+  std::memcpy(sun.sun_path, path.c_str(), path.size());
+  ::unlink(path.c_str());
+  // Created with no permissions at all, then opened to `mode`: never a
+  // moment where others can connect.
+  mode_t old = umask(0777);
+  int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun));
+  umask(old);
+  if (rc != 0 || chmod(path.c_str(), mode) != 0 || listen(fd.get(), 64) != 0) {
+    return makeError(std::string(what) + ": cannot listen on " + path + ": " +
+                     std::strerror(errno));
+  }
+  return fd;
+}
+
 // systemd readiness protocol (sd_notify(3)) without linking libsystemd.
 void sdNotify(const char* state) {
   const char* path = std::getenv("NOTIFY_SOCKET");
@@ -188,7 +249,6 @@ ResolverSettings resolverSettings(const GatewayConfig& g) {
   ResolverSettings s;
   s.use_system = g.resolvers_system;
   s.servers = g.resolvers;
-  s.static_hosts = g.static_hosts;
   return s;
 }
 
@@ -241,6 +301,13 @@ class Daemon {
     }
     raiseFileLimit();
     protectMemory();
+    // libevent (evdns) talks about resolver failures on stderr: route its
+    // warnings into our log, drop its chatter.
+    event_set_log_callback([](int severity, const char* msg) {
+      if (severity >= EVENT_LOG_WARN) {
+        log::warn("libevent: {}", msg);
+      }
+    });
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
 
@@ -305,6 +372,11 @@ class Daemon {
       log::error("{}: {}", path_, m.message());
       return 1;
     }
+    if (auto c = startControl(base, g.control); !c) {
+      log::error("{}: {}", path_, c.message());
+      return 1;
+    }
+    config_digest_ = fileDigest(path_);
 
     // Listeners are bound before capture starts: a redirected SYN never
     // meets a closed port because of start-up order.
@@ -368,23 +440,14 @@ class Daemon {
     evhttp_set_gencb(http_.get(), &Daemon::onMetricsRequest, this);
     if (spec.rfind("unix:", 0) == 0) {
       std::string path = spec.substr(5);
-      sockaddr_un sun{};
-      if (path.empty() || path.size() >= sizeof(sun.sun_path)) {
-        return makeError("gateway.metrics: unix socket path '" + path + "' is empty or too long");
+      auto fd = listenUnix(path, 0660, "gateway.metrics");
+      if (!fd) {
+        return fd.error();
       }
-      UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-      sun.sun_family = AF_UNIX;
-      std::memcpy(sun.sun_path, path.c_str(), path.size());
-      ::unlink(path.c_str());  // a stale socket from an earlier run
-      if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
-          chmod(path.c_str(), 0660) != 0 || listen(fd.get(), 64) != 0) {
-        return makeError("gateway.metrics: cannot listen on " + path + ": " +
-                         std::strerror(errno));
-      }
-      if (evhttp_accept_socket_with_handle(http_.get(), fd.get()) == nullptr) {
+      if (evhttp_accept_socket_with_handle(http_.get(), fd->get()) == nullptr) {
         return makeError("gateway.metrics: cannot serve on " + path);
       }
-      (void)fd.release();  // evhttp owns it now
+      (void)fd->release();  // evhttp owns it now
       log::info("metrics on unix:{}", path);
       return {};
     }
@@ -404,6 +467,94 @@ class Daemon {
     }
     log::info("metrics on http://{}/metrics", spec);
     return {};
+  }
+
+  // gateway.control: a root-only (0600) unix socket speaking HTTP/1.0:
+  // GET /status (JSON), POST /reload.
+  Result<void> startControl(event_base* base, const std::string& path) {
+    auto fd = listenUnix(path, 0600, "gateway.control");
+    if (!fd) {
+      return fd.error();
+    }
+    control_.reset(evhttp_new(base));
+    evhttp_set_allowed_methods(control_.get(), EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+    evhttp_set_gencb(control_.get(), &Daemon::onControlRequest, this);
+    if (evhttp_accept_socket_with_handle(control_.get(), fd->get()) == nullptr) {
+      return makeError("gateway.control: cannot serve on " + path);
+    }
+    (void)fd->release();  // evhttp owns it now
+    return {};
+  }
+
+  nlohmann::ordered_json statusJson() const {
+    const GatewayConfig& g = config_->gateway;
+    nlohmann::ordered_json j;
+    j["version"] = TOLLGATE_VERSION;
+    j["pid"] = getpid();
+    j["uptime_seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    j["config"] = {{"path", path_}, {"sha256", config_digest_}};
+    j["capture"] = {{"mode", g.capture == CaptureMode::Redirect ? "redirect" : "tproxy"},
+                    {"interfaces", g.interfaces},
+                    {"listen_port", g.listen_port},
+                    {"dns_port", g.dns_port},
+                    {"ipv6", g.ipv6 == Ipv6Mode::Capture ? "capture" : "block"},
+                    {"table", std::string("inet ") + nat::kTableName},
+                    {"workers", workers_.size()}};
+    nlohmann::ordered_json counters;
+    for (size_t i = 0; i < kCounterNames.size(); ++i) {
+      counters[std::string(kCounterNames[i])] = counters_.get(static_cast<Counter>(i));
+    }
+    j["flows_active"] = counters_.get(Counter::kFlowsActive);
+    j["counters"] = counters;
+    std::vector<std::string> sandboxes;
+    for (const Sandbox& sb : config_->sandboxes) {
+      sandboxes.push_back(sb.name);
+    }
+    j["sandboxes"] = sandboxes;
+    if (minter_) {
+      const auto& ca = minter_->authority();
+      ca::LeafStats st = minter_->stats();
+      j["ca"] = {{"subject", ca.subject()},
+                 {"sha256", ca.fingerprintSha256()},
+                 {"not_after", rfc3339(std::chrono::system_clock::from_time_t(ca.notAfter()))}};
+      j["leaf_cache"] = {{"entries", st.entries}, {"hits", st.hits}, {"misses", st.misses}};
+    } else {
+      j["ca"] = nullptr;
+    }
+    j["last_reload"] = {{"ok", last_reload_ok_},
+                        {"message", last_reload_message_},
+                        {"at", last_reload_at_ ? rfc3339(*last_reload_at_) : ""},
+                        {"ok_total", reloads_ok_},
+                        {"failed_total", reloads_failed_}};
+    return j;
+  }
+
+  static void reply(evhttp_request* req, int code, const char* reason, const std::string& text) {
+    evbuffer* body = evbuffer_new();
+    evbuffer_add(body, text.data(), text.size());
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evhttp_send_reply(req, code, reason, body);
+    evbuffer_free(body);
+  }
+
+  static void onControlRequest(evhttp_request* req, void* arg) {
+    auto* self = static_cast<Daemon*>(arg);
+    std::string_view uri = evhttp_request_get_uri(req) ? evhttp_request_get_uri(req) : "";
+    auto cmd = evhttp_request_get_command(req);
+    if (uri == "/status" && cmd == EVHTTP_REQ_GET) {
+      reply(req, HTTP_OK, "OK", self->statusJson().dump(2) + "\n");
+      return;
+    }
+    if (uri == "/reload" && cmd == EVHTTP_REQ_POST) {
+      Result<void> r = self->reload();
+      nlohmann::ordered_json j{{"ok", r.ok()}, {"message", r.ok() ? "reloaded" : r.message()}};
+      reply(req, r.ok() ? HTTP_OK : 409, r.ok() ? "OK" : "Conflict", j.dump(2) + "\n");
+      return;
+    }
+    reply(req, HTTP_NOTFOUND, "Not Found",
+          R"({"error": "unknown request; use GET /status or POST /reload"})" "\n");
   }
 
   static void onMetricsRequest(evhttp_request* req, void* arg) {
@@ -450,37 +601,52 @@ class Daemon {
     return 0;
   }
 
-  void reload() {
+  // Re-reads the config for new flows; the running one stays on any error.
+  Result<void> reload() {
     sdNotify("RELOADING=1");
+    Result<void> r = applyReload();
+    last_reload_ok_ = r.ok();
+    last_reload_message_ = r.ok() ? "reloaded" : r.message();
+    last_reload_at_ = std::chrono::system_clock::now();
+    if (r.ok()) {
+      ++reloads_ok_;
+      log::info("reloaded {}: new flows use the new policy", path_);
+    } else {
+      ++reloads_failed_;
+      log::error("reload refused, the running configuration stays:\n{}", r.message());
+    }
+    sdNotify("READY=1");
+    return r;
+  }
+
+  Result<void> applyReload() {
     auto cfg = load(path_);
     if (!cfg) {
-      ++reloads_failed_;
-      log::error("reload refused, the running configuration stays:\n{}", cfg.message());
-      sdNotify("READY=1");
-      return;
+      return cfg.error();
     }
     const GatewayConfig& old_g = config_->gateway;
     const GatewayConfig& new_g = (*cfg)->gateway;
     if (old_g.interfaces != new_g.interfaces || old_g.listen_port != new_g.listen_port ||
-        old_g.ipv6 != new_g.ipv6 || old_g.capture != new_g.capture) {
-      log::error(
-          "reload refused: gateway.interfaces, listen_port, ipv6 and capture need a "
-          "restart; the running configuration stays");
-      sdNotify("READY=1");
-      return;
+        old_g.dns_port != new_g.dns_port || old_g.ipv6 != new_g.ipv6 ||
+        old_g.capture != new_g.capture || old_g.metrics != new_g.metrics ||
+        old_g.control != new_g.control || old_g.resolvers_system != new_g.resolvers_system ||
+        old_g.resolvers != new_g.resolvers || old_g.deny_style != new_g.deny_style ||
+        old_g.ca_cert != new_g.ca_cert || old_g.ca_key != new_g.ca_key) {
+      return makeError(path_ +
+                       ": gateway.interfaces, listen_port, dns_port, ipv6, capture, metrics, "
+                       "control, resolvers, deny_style and ca need a restart");
     }
     config_ = *cfg;
+    config_digest_ = fileDigest(path_);
     runtime_.store(makeRuntime(config_, localAddresses()));
-    ++reloads_ok_;
-    log::info("reloaded {}: new flows use the new policy", path_);
-    sdNotify("READY=1");
+    return {};
   }
 
   static void onStopSignal(evutil_socket_t, short, void* arg) {
     event_base_loopbreak(static_cast<event_base*>(arg));
   }
   static void onReloadSignal(evutil_socket_t, short, void* arg) {
-    static_cast<Daemon*>(arg)->reload();
+    (void)static_cast<Daemon*>(arg)->reload();
   }
   static void onReopenSignal(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<Daemon*>(arg);
@@ -502,6 +668,11 @@ class Daemon {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t reloads_ok_ = 0;
   uint64_t reloads_failed_ = 0;
+  bool last_reload_ok_ = true;
+  std::string last_reload_message_ = "none yet";
+  std::optional<std::chrono::system_clock::time_point> last_reload_at_;
+  std::string config_digest_;
+  EvHttpPtr control_;
 };
 
 }  // namespace

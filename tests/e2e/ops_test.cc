@@ -5,6 +5,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "scenario.h"
 
 namespace tollgate::e2e {
@@ -67,6 +69,52 @@ TEST(OpsTest, TheDaemonCannotDumpCore) {
   // The hard limit too: nothing in the process can raise it again.
   EXPECT_EQ(soft, "0") << line;
   EXPECT_EQ(hard, "0") << line;
+}
+
+TEST(OpsTest, StatusAndReloadOverTheRootOnlyControlSocket) {
+  Scenario s(Scenario::Options{});
+  std::string sock = s.tmpDir() + "/control.sock";
+  auto mode = s.inHost({"stat", "-c", "%a %U", sock});
+  EXPECT_EQ(mode.out, "600 root\n") << mode.err;
+  ASSERT_EQ(s.curl({"https://api.example.test/"}).exit_code, 0);
+  auto st = harness::runCommand("", {TOLLGATE_BINARY, "status", "--config", s.configPath()}, 10s);
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  auto j = nlohmann::json::parse(st.out);
+  EXPECT_EQ(j["config"]["path"], s.configPath());
+  EXPECT_EQ(j["config"]["sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(j["capture"]["mode"], "redirect");
+  EXPECT_EQ(j["capture"]["interfaces"][0], s.topo().bridge());
+  EXPECT_GE(j["counters"]["decision_passthrough"].get<int>(), 1);
+  EXPECT_TRUE(j["ca"].is_null());
+  // Policy change through `tollgate reload`: the denied host becomes allowed.
+  ASSERT_NE(s.curl({"https://denied.example.test/"}).exit_code, 0);
+  ASSERT_EQ(s.inHost({"sed", "-i",
+                      "s/action: deny/action: passthrough/; "
+                      "s/^    slow.example.test:/    denied.example.test: [198.51.100.10]\\n&/",
+                      s.configPath()})
+                .exit_code,
+            0);
+  auto rl = harness::runCommand("", {TOLLGATE_BINARY, "reload", "--control", sock}, 10s);
+  EXPECT_EQ(rl.exit_code, 0) << rl.out << rl.err;
+  auto now_allowed = s.curl({"https://denied.example.test/"});
+  EXPECT_EQ(now_allowed.exit_code, 0) << now_allowed.err << rl.out << s.gatewayStderr()
+                                       << s.inHost({"cat", s.configPath()}).out;
+  auto after = nlohmann::json::parse(
+      harness::runCommand("", {TOLLGATE_BINARY, "status", "--control", sock}, 10s).out);
+  EXPECT_EQ(after["last_reload"]["ok"], true);
+  EXPECT_NE(after["config"]["sha256"], j["config"]["sha256"]);
+  // A reload that needs a restart is refused with the reason; exit 1.
+  ASSERT_EQ(s.inHost({"sed", "-i", "s/listen_port: 15001/listen_port: 15002/", s.configPath()})
+                .exit_code,
+            0);
+  auto bad = harness::runCommand("", {TOLLGATE_BINARY, "reload", "--control", sock}, 10s);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("need a restart"), std::string::npos) << bad.out;
+  // Nothing listening: a clear error naming the socket.
+  auto none = harness::runCommand(
+      "", {TOLLGATE_BINARY, "status", "--control", s.tmpDir() + "/nope.sock"}, 10s);
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("nope.sock"), std::string::npos) << none.err;
 }
 
 TEST(OpsTest, InvalidReloadKeepsTheRunningPolicy) {

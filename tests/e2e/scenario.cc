@@ -156,6 +156,7 @@ void Scenario::writeConfig(const Options& opts) {
     << "    meta.example.test: [169.254.169.254]\n"
     << "    private.example.test: [10.1.2.3]\n"
     << "  audit_log: " << audit_path_ << "\n"
+    << "  control: " << tmp_ << "/control.sock\n"
     << "  on_exit: " << opts.on_exit << "\n"
     << "  peek_timeout_ms: 3000\n"
     << "  opaque_wait_ms: 300\n"

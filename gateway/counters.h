@@ -30,6 +30,10 @@ enum class Counter : size_t {
   kBytesDown,
   kDnsAnswered,
   kDnsRefused,
+  kHttpExchanges,
+  kCredentialInjections,
+  kMitmUpstreamFailed,
+  kMitmClientRejectedCert,
   kCount,
 };
 
@@ -41,7 +45,8 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Counter::kCoun
         "peek_invalid",   "peek_timeout",    "sni_missing",
         "resolve_failed", "upstream_denied", "upstream_connect_failed",
         "relay_errors",   "bytes_up",        "bytes_down",
-        "dns_answered",   "dns_refused",
+        "dns_answered",   "dns_refused",     "http_exchanges",
+        "credential_injections", "mitm_upstream_failed", "mitm_client_rejected_cert",
 };
 
 class Counters {

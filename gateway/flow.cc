@@ -5,10 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "gateway/counters.h"
 #include "gateway/deny.h"
+#include "gateway/log.h"
 
 namespace tollgate::gateway {
 namespace {
@@ -81,7 +83,9 @@ void Flow::start() {
   // Server-speaks-first protocols (SSH, SMTP) must not stall: when no rule
   // that could match depends on a name, decide now without waiting for bytes.
   // Refusals still wait briefly so the refusal can speak the client's protocol.
-  if (auto early = decideWithoutName(cfg, src_, dst_); early && early->action != Action::Deny) {
+  // MITM needs the first bytes (TLS or HTTP), so it is never decided early.
+  if (auto early = decideWithoutName(cfg, src_, dst_);
+      early && early->action == Action::Passthrough) {
     env_.counters->add(Counter::kDecidedEarly);
     act(*early, std::nullopt);
     return;
@@ -213,12 +217,24 @@ void Flow::act(const Decision& d, const std::optional<sni::HostName>& name) {
       refuse(d.reason);
       return;
     case Action::Mitm:
-      // The MITM engine is not part of this build: refuse rather than relay
-      // a flow policy wanted inspected.
       env_.counters->add(Counter::kDecisionMitm);
-      rec_.action = "deny";
-      refuse("mitm_unavailable");
-      return;
+      if (peek_.status != sni::Status::Done || peek_.protocol == sni::Protocol::Opaque) {
+        // Only TLS and HTTP can be inspected; anything else policy wanted
+        // inspected is refused rather than relayed blind.
+        rec_.action = "deny";
+        refuse("mitm_needs_tls_or_http");
+        return;
+      }
+      if (peek_.protocol == sni::Protocol::Tls &&
+          (env_.minter == nullptr || env_.sandbox_tls == nullptr || env_.upstream_tls == nullptr)) {
+        rec_.action = "deny";
+        refuse("mitm_unavailable");
+        return;
+      }
+      mitm_ = true;
+      rule_ = d.rule;
+      name_ = name;
+      break;
     case Action::Passthrough:
       env_.counters->add(Counter::kDecisionPassthrough);
       break;
@@ -310,6 +326,10 @@ void Flow::onConnected(evutil_socket_t fd, short what, void* arg) {
 }
 
 void Flow::startRelay() {
+  if (mitm_) {
+    startMitm("");
+    return;
+  }
   state_ = State::Relaying;
   setNoDelay(upstream_.get());
   rec_.upstream = upstream_addr_.toString();
@@ -344,6 +364,11 @@ void Flow::refuse(const std::string& reason) {
 }
 
 void Flow::upstreamFailed(const std::string& reason) {
+  if (mitm_) {
+    // The sandbox gets a readable 502 inside its own TLS session.
+    startMitm(reason);
+    return;
+  }
   rec_.reason = reason;
   sendRefusal(kAlertInternalError, 502, "Bad Gateway");
 }
@@ -450,7 +475,135 @@ void Flow::abort(const std::string& reason) {
     rec_.bytes_up = relay_->stats().bytes_up;
     rec_.bytes_down = relay_->stats().bytes_down;
   }
+  if (session_) {
+    rec_.bytes_up = session_->summary().bytes_up;
+    rec_.bytes_down = session_->summary().bytes_down;
+  }
   finish();
+}
+
+void Flow::startMitm(const std::string& upstream_error) {
+  state_ = State::Relaying;
+  client_ev_.reset();
+  timer_ev_.reset();
+  if (upstream_) {
+    setNoDelay(upstream_.get());
+    rec_.upstream = upstream_addr_.toString();
+  }
+  const bool tls = peek_.protocol == sni::Protocol::Tls;
+  // No name (a cidrs rule matched a flow without SNI): the certificate and
+  // the upstream verification are for the IP the sandbox chose.
+  std::string host = name_ ? name_->name : dst_.ip();
+  bool host_is_ip = !name_ || name_->is_ip;
+  mitm::SslPtr ssl;
+  if (tls) {
+    auto leaf = env_.minter->leafFor(host);
+    if (!leaf) {
+      log::error("mitm: cannot mint a leaf for {}: {}", host, leaf.message());
+      rec_.action = "deny";
+      refuse("leaf_mint_failed");
+      return;
+    }
+    ssl.reset(SSL_new(env_.sandbox_tls));
+    if (!ssl || !(*leaf)->useOn(ssl.get())) {
+      rec_.action = "deny";
+      refuse("internal_error");
+      return;
+    }
+  }
+  mitm::SessionOptions o;
+  o.host = host;
+  o.host_is_ip = host_is_ip;
+  o.tls = tls;
+  o.port = dst_.port();
+  if (rt_->credentials) {
+    o.credentials = std::span<const mitm::CredentialSpec>(rt_->credentials->specs);
+  }
+  // A rule without `credentials:` lets every credential apply (each is
+  // still limited to its own `hosts`); a list limits it to those.
+  o.attached = rule_ != nullptr && !rule_->credentials.empty() ? &rule_->credentials : nullptr;
+  o.keepalive = rt_;
+  o.error_response = [info = DenyInfo{rec_.sandbox, host, rec_.rule, ""}](
+                         int status, std::string_view text, std::string_view reason) {
+    DenyInfo i = info;
+    i.reason = std::string(reason);
+    return httpErrorResponse(status, text, i);
+  };
+  auto session = mitm::Session::start(
+      env_.base, std::move(o), std::move(client_),
+      std::span<const uint8_t>(buf_.data(), buf_.size()), std::move(ssl), std::move(upstream_),
+      upstream_error, env_.upstream_tls,
+      [this](const mitm::ExchangeRecord& x) { onExchange(x); },
+      [this](const mitm::Session::Summary& sum) { mitmDone(sum); });
+  std::vector<uint8_t>().swap(buf_);
+  if (!session) {
+    log::error("mitm: {}", session.message());
+    rec_.reason = "internal_error";
+    finish();
+    return;
+  }
+  if (!upstream_error.empty()) {
+    env_.counters->add(Counter::kMitmUpstreamFailed);
+  }
+  session_ = std::move(*session);
+}
+
+void Flow::onExchange(const mitm::ExchangeRecord& x) {
+  env_.counters->add(Counter::kHttpExchanges);
+  if (!x.credentials.empty()) {
+    env_.counters->add(Counter::kCredentialInjections);
+  }
+  FlowRecord r;
+  r.ts = std::chrono::system_clock::now();
+  r.event = "http";
+  r.sandbox = rec_.sandbox;
+  r.src = rec_.src;
+  r.dst = rec_.dst;
+  r.proto = rec_.proto;
+  r.sni = rec_.sni;
+  r.host = name_ ? name_->name : "";
+  r.action = "mitm";
+  r.reason = x.reason;
+  r.rule = rec_.rule;
+  r.upstream = rec_.upstream;
+  r.bytes_up = x.bytes_up;
+  r.bytes_down = x.bytes_down;
+  r.duration_ms = static_cast<uint64_t>(x.duration.count());
+  r.has_tls = rec_.has_tls;
+  r.tls_version = rec_.tls_version;
+  r.tls_alpn = rec_.tls_alpn;
+  r.tls_ech = rec_.tls_ech;
+  r.has_http = true;
+  r.http_method = x.method;
+  r.http_path = x.path;
+  r.http_status = x.status;
+  r.credentials = x.credentials;
+  env_.audit->write(r);
+  for (const std::string& c : x.credentials) {
+    if (std::find(rec_.credentials.begin(), rec_.credentials.end(), c) == rec_.credentials.end()) {
+      rec_.credentials.push_back(c);
+    }
+  }
+}
+
+void Flow::mitmDone(const mitm::Session::Summary& sum) {
+  rec_.bytes_up = sum.bytes_up;
+  rec_.bytes_down = sum.bytes_down;
+  env_.counters->add(Counter::kBytesUp, static_cast<int64_t>(sum.bytes_up));
+  env_.counters->add(Counter::kBytesDown, static_cast<int64_t>(sum.bytes_down));
+  if (!sum.reason.empty()) {
+    rec_.reason = sum.reason;
+  }
+  if (sum.reason == "client_rejected_certificate") {
+    env_.counters->add(Counter::kMitmClientRejectedCert);
+  } else if (sum.reason == "upstream_cert_invalid" || sum.reason == "upstream_tls_failed") {
+    env_.counters->add(Counter::kMitmUpstreamFailed);
+  }
+  if (!sum.detail.empty()) {
+    log::warn("mitm {} -> {}: {}: {}", rec_.src, name_ ? name_->name : dst_.ip(), sum.reason,
+              sum.detail);
+  }
+  finish();  // destroys this (and the session)
 }
 
 void Flow::finish() {

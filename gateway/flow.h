@@ -21,7 +21,10 @@
 #include "gateway/policy.h"
 #include "gateway/relay.h"
 #include "gateway/resolver.h"
+#include "gateway/secrets.h"
 #include "gateway/tls_responder.h"
+#include "mitm/session.h"
+#include "mitm/upstream_tls.h"
 #include "sni/sni.h"
 
 namespace tollgate::gateway {
@@ -37,12 +40,15 @@ struct FlowEnv {
   // Set when tollgate's CA is loaded (deny_style: http-403); else null.
   ca::LeafMinter* minter = nullptr;
   SSL_CTX* sandbox_tls = nullptr;
+  // Set when some rule is mitm: TLS toward real upstreams.
+  mitm::UpstreamTls* upstream_tls = nullptr;
 };
 
 // Read-only state shared by every flow started under one configuration.
 struct Runtime {
   std::shared_ptr<const Config> config;
   std::vector<Cidr> never_upstream;  // tollgate's own addresses and sandbox subnets
+  std::shared_ptr<const CredentialTable> credentials;
 };
 
 class Flow {
@@ -76,6 +82,9 @@ class Flow {
   void tryNextCandidate();
   void connectDone(int err);
   void startRelay();
+  void startMitm(const std::string& upstream_error);
+  void onExchange(const mitm::ExchangeRecord& x);
+  void mitmDone(const mitm::Session::Summary& sum);
   void refuse(const std::string& reason);
   void upstreamFailed(const std::string& reason);
   void sendRefusal(uint8_t tls_alert, int http_status, std::string_view http_text);
@@ -111,6 +120,10 @@ class Flow {
   SockAddr upstream_addr_;
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<TlsResponder> tls_responder_;
+  bool mitm_ = false;
+  const Rule* rule_ = nullptr;  // the matched rule (owned by rt_->config)
+  std::optional<sni::HostName> name_;
+  std::unique_ptr<mitm::Session> session_;
   size_t drained_ = 0;
 
   FlowRecord rec_;

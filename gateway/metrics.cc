@@ -64,6 +64,18 @@ std::string renderMetrics(const MetricsSnapshot& s) {
     family(out, "tollgate_leaf_cache_entries", "gauge", "Leaf certificates cached.");
     sample(out, "tollgate_leaf_cache_entries", "", static_cast<double>(s.leaves->entries));
   }
+  family(out, "tollgate_http_exchanges_total", "counter",
+         "HTTP exchanges inside MITM flows (requests answered or relayed).");
+  sample(out, "tollgate_http_exchanges_total", "", v(Counter::kHttpExchanges));
+  family(out, "tollgate_credential_injections_total", "counter",
+         "Requests into which a real credential was injected.");
+  sample(out, "tollgate_credential_injections_total", "", v(Counter::kCredentialInjections));
+  family(out, "tollgate_mitm_failures_total", "counter",
+         "MITM flows that failed TLS: the upstream (unverified or unreachable), or the sandbox "
+         "rejecting the leaf (it does not trust tollgate's CA).");
+  sample(out, "tollgate_mitm_failures_total", "side=\"upstream\"", v(Counter::kMitmUpstreamFailed));
+  sample(out, "tollgate_mitm_failures_total", "side=\"sandbox\"",
+         v(Counter::kMitmClientRejectedCert));
   family(out, "tollgate_reloads_total", "counter", "Configuration reloads by result.");
   sample(out, "tollgate_reloads_total", "result=\"ok\"", static_cast<double>(s.reloads_ok));
   sample(out, "tollgate_reloads_total", "result=\"failed\"", static_cast<double>(s.reloads_failed));

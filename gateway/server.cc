@@ -27,6 +27,8 @@
 #include "ca/ca.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/secrets.h"
+#include "mitm/upstream_tls.h"
 #include "gateway/tls_responder.h"
 #include "gateway/worker.h"
 #include "nat/nat.h"
@@ -289,16 +291,6 @@ class Daemon {
       log::error("{}: gateway.capture: tproxy is not available in this build; use redirect", path_);
       return 1;
     }
-    for (const Sandbox& sb : config_->sandboxes) {
-      for (const Rule& r : sb.rules) {
-        if (r.action == Action::Mitm) {
-          log::warn(
-              "sandbox '{}' rule {}: action mitm is not available in this build; such flows "
-              "are refused (reason mitm_unavailable)",
-              sb.name, r.label());
-        }
-      }
-    }
     raiseFileLimit();
     protectMemory();
     // libevent (evdns) talks about resolver failures on stderr: route its
@@ -317,16 +309,24 @@ class Daemon {
       log::error("{}: {}", path_, addrs.message());
       return 1;
     }
-    runtime_.store(makeRuntime(config_, local));
+    auto creds = loadCredentials(*config_, nullptr);
+    if (!creds) {
+      log::error("{}: {}", path_, creds.message());
+      return 1;
+    }
+    runtime_.store(makeRuntime(config_, local, *creds));
 
-    if (g.deny_style == DenyStyle::Http403) {
-      // The CA answers refusals inside TLS; without it start-up fails
-      // rather than silently falling back to alerts.
+    bool mitm = usesMitm(*config_);
+    if (g.deny_style == DenyStyle::Http403 || mitm) {
+      // The CA mints the leaves MITM flows (and refusals inside TLS) are
+      // served with; without it start-up fails rather than silently
+      // relaying or refusing what policy wanted inspected.
       auto authority = ca::Authority::load(g.ca_cert, g.ca_key);
       if (!authority) {
-        log::error("{}: gateway.ca: {} (deny_style: http-403 needs tollgate's CA; create one with "
+        log::error("{}: gateway.ca: {} ({} needs tollgate's CA; create one with "
                    "`tollgate ca init --dir {}`)",
-                   path_, authority.message(), g.state_dir);
+                   path_, authority.message(), mitm ? "action: mitm" : "deny_style: http-403",
+                   g.state_dir);
         return 1;
       }
       auto minter = ca::LeafMinter::create(*authority);
@@ -337,8 +337,15 @@ class Daemon {
       }
       minter_ = std::move(*minter);
       sandbox_tls_ = std::move(*ctx);
-      log::info("CA {} loaded (SHA-256 {}), refusals answered with HTTP 403 inside TLS",
-                g.ca_cert, (*authority)->fingerprintSha256());
+      log::info("CA {} loaded (SHA-256 {})", g.ca_cert, (*authority)->fingerprintSha256());
+    }
+    if (mitm) {
+      auto up = mitm::UpstreamTls::create(g.upstream_ca);
+      if (!up) {
+        log::error("{}: gateway.{}", path_, up.message());
+        return 1;
+      }
+      upstream_tls_ = std::move(*up);
     }
 
     auto audit = AuditLog::open(g.audit_log);
@@ -356,7 +363,7 @@ class Daemon {
     for (unsigned i = 0; i < n; ++i) {
       auto w = Worker::create(static_cast<int>(i), *addrs, resolverSettings(g), audit_.get(),
                               &counters_, [this] { return runtime_.load(); }, minter_.get(),
-                              sandbox_tls_.get(), dns_addrs);
+                              sandbox_tls_.get(), upstream_tls_.get(), dns_addrs);
       if (!w) {
         log::error("{}", w.message());
         return 1;
@@ -419,9 +426,25 @@ class Daemon {
   }
 
  private:
-  static std::shared_ptr<const Runtime> makeRuntime(std::shared_ptr<const Config> cfg,
-                                                    const std::vector<LocalAddr>& local) {
+  static bool usesMitm(const Config& cfg) {
+    for (const Sandbox& sb : cfg.sandboxes) {
+      if (sb.default_action == Action::Mitm) {
+        return true;
+      }
+      for (const Rule& r : sb.rules) {
+        if (r.action == Action::Mitm) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  static std::shared_ptr<const Runtime> makeRuntime(
+      std::shared_ptr<const Config> cfg, const std::vector<LocalAddr>& local,
+      std::shared_ptr<const CredentialTable> credentials) {
     auto rt = std::make_shared<Runtime>();
+    rt->credentials = std::move(credentials);
     rt->never_upstream = neverUpstream(*cfg, local);
     rt->config = std::move(cfg);
     return rt;
@@ -631,14 +654,21 @@ class Daemon {
         old_g.capture != new_g.capture || old_g.metrics != new_g.metrics ||
         old_g.control != new_g.control || old_g.resolvers_system != new_g.resolvers_system ||
         old_g.resolvers != new_g.resolvers || old_g.deny_style != new_g.deny_style ||
-        old_g.ca_cert != new_g.ca_cert || old_g.ca_key != new_g.ca_key) {
+        old_g.ca_cert != new_g.ca_cert || old_g.ca_key != new_g.ca_key ||
+        old_g.upstream_ca != new_g.upstream_ca || usesMitm(**cfg) != usesMitm(*config_)) {
       return makeError(path_ +
                        ": gateway.interfaces, listen_port, dns_port, ipv6, capture, metrics, "
-                       "control, resolvers, deny_style and ca need a restart");
+                       "control, resolvers, deny_style, ca, upstream_ca and turning mitm on or "
+                       "off need a restart");
+    }
+    // Secrets are re-read too (files; environment values carry over).
+    auto creds = loadCredentials(**cfg, runtime_.load()->credentials.get());
+    if (!creds) {
+      return makeError(path_ + ": " + creds.message());
     }
     config_ = *cfg;
     config_digest_ = fileDigest(path_);
-    runtime_.store(makeRuntime(config_, localAddresses()));
+    runtime_.store(makeRuntime(config_, localAddresses(), *creds));
     return {};
   }
 
@@ -662,6 +692,7 @@ class Daemon {
   Counters counters_;
   std::unique_ptr<ca::LeafMinter> minter_;
   SslCtxPtr sandbox_tls_;
+  std::unique_ptr<mitm::UpstreamTls> upstream_tls_;
   std::vector<std::unique_ptr<Worker>> workers_;
   EventBasePtr main_base_;  // signals and metrics; declared before http_, which lives on it
   EvHttpPtr http_;

@@ -21,6 +21,7 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
                                                const ResolverSettings& dns, AuditLog* audit,
                                                Counters* counters, RuntimeSource runtime,
                                                ca::LeafMinter* minter, SSL_CTX* sandbox_tls,
+                                               mitm::UpstreamTls* upstream_tls,
                                                const std::vector<SockAddr>& dns_addrs) {
   std::unique_ptr<Worker> w(new Worker());
   w->index_ = index;
@@ -28,6 +29,7 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
   w->counters_ = counters;
   w->minter_ = minter;
   w->sandbox_tls_ = sandbox_tls;
+  w->upstream_tls_ = upstream_tls;
   w->runtime_ = std::move(runtime);
   w->base_.reset(event_base_new());
   if (!w->base_) {
@@ -107,7 +109,7 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
     }
     auto flow = std::make_unique<Flow>(
         FlowEnv{self->base_.get(), self->resolver_.get(), self->audit_, self->counters_,
-                self->minter_, self->sandbox_tls_},
+                self->minter_, self->sandbox_tls_, self->upstream_tls_},
         self->runtime_(), std::move(client), *src, *dst, &Worker::flowDone, self);
     Flow* raw = flow.get();
     self->flows_.emplace(raw, std::move(flow));

@@ -28,6 +28,7 @@ class Worker {
                                                 const ResolverSettings& dns, AuditLog* audit,
                                                 Counters* counters, RuntimeSource runtime,
                                                 ca::LeafMinter* minter, SSL_CTX* sandbox_tls,
+                                                mitm::UpstreamTls* upstream_tls,
                                                 const std::vector<SockAddr>& dns_addrs);
   ~Worker();
 
@@ -53,6 +54,7 @@ class Worker {
   Counters* counters_ = nullptr;
   ca::LeafMinter* minter_ = nullptr;
   SSL_CTX* sandbox_tls_ = nullptr;
+  mitm::UpstreamTls* upstream_tls_ = nullptr;
   RuntimeSource runtime_;
   std::vector<UniqueFd> listen_fds_;
   std::vector<EventPtr> listen_evs_;

@@ -69,7 +69,8 @@ const TestPki& testPki() {
               "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
               "subjectAltName=DNS:api.example.test,DNS:denied.example.test,DNS:meta.example.test,"
               "DNS:private.example.test,DNS:dns.example.test,DNS:plain.example.test,"
-              "DNS:slow.example.test,DNS:api6.example.test\n");
+              "DNS:slow.example.test,DNS:api6.example.test,DNS:llm.example.test,"
+              "DNS:other.example.test\n");
     std::string csr = pki.dir + "/server.csr";
     mustRun({"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
              "-keyout", pki.server_key, "-out", csr, "-subj", "/CN=api.example.test"});
@@ -87,6 +88,10 @@ Scenario::Scenario(Options opts) {
                     {"attk", {kAttackerV4, kBannerV4}},
                     {"dns", {kDnsV4}},
                     {"meta", {"198.51.100.254", "169.254.169.254", "10.1.2.3"}}};
+  for (auto& [name, ips] : opts.extra_upstreams) {
+    spec.upstreams.push_back({name, ips});
+  }
+  gateway_env_ = opts.gateway_env;
   auto topo = harness::Topology::create(spec);
   if (!topo) {
     throw std::runtime_error("topology: " + topo.message());
@@ -97,7 +102,8 @@ Scenario::Scenario(Options opts) {
       "127.0.0.1 localhost\n"
       "198.51.100.10 api.example.test denied.example.test meta.example.test private.example.test "
       "dns.example.test plain.example.test slow.example.test\n"
-      "2001:db8:100::10 api6.example.test\n";
+      "2001:db8:100::10 api6.example.test\n"
+      "198.51.100.30 llm.example.test other.example.test badcert.example.test\n";
   for (int i = 0; i < opts.sandboxes; ++i) {
     if (auto r = topo_->setHosts(topo_->sandboxNs(i), hosts); !r) {
       throw std::runtime_error(r.message());
@@ -155,6 +161,9 @@ void Scenario::writeConfig(const Options& opts) {
     << "    plain.example.test: [" << kRealV4 << "]\n"
     << "    meta.example.test: [169.254.169.254]\n"
     << "    private.example.test: [10.1.2.3]\n"
+    << "    llm.example.test: [" << kLlmV4 << "]\n"
+    << "    other.example.test: [" << kLlmV4 << "]\n"
+    << "    badcert.example.test: [" << kLlmV4 << "]\n"
     << "  audit_log: " << audit_path_ << "\n"
     << "  control: " << tmp_ << "/control.sock\n"
     << "  on_exit: " << opts.on_exit << "\n"
@@ -165,7 +174,7 @@ void Scenario::writeConfig(const Options& opts) {
     << "    sources: [" << topo_->sandboxSubnet4() << ", \"" << topo_->sandboxSubnet6() << "\"]\n"
     << "    default: " << opts.sandbox_default << "\n"
     << "    rules:\n"
-    << rules;
+    << rules << opts.extra_yaml;
   writeFile(config_path_, y.str());
 }
 
@@ -213,7 +222,8 @@ void Scenario::startUpstreams() {
 }
 
 bool Scenario::startGateway(std::string* error) {
-  auto p = topo_->spawn(topo_->hostNs(), {TOLLGATE_BINARY, "run", "--config", config_path_});
+  auto p = topo_->spawn(topo_->hostNs(), {TOLLGATE_BINARY, "run", "--config", config_path_},
+                        gateway_env_);
   if (!p) {
     *error = p.message();
     return false;
@@ -245,6 +255,21 @@ int Scenario::stopGateway() {
   gateway_->signal(SIGTERM);
   auto rc = gateway_->wait(15s);
   return rc ? *rc : -1;
+}
+
+void Scenario::trustInSandbox(const std::string& pem, int sandbox) {
+  std::string dir = "/etc/netns/" + topo_->sandboxNs(sandbox) + "/ssl";
+  fs::create_directories(dir + "/certs");
+  fs::copy_file("/etc/ssl/openssl.cnf", dir + "/openssl.cnf", fs::copy_options::overwrite_existing);
+  writeFile(dir + "/certs/ca-certificates.crt", pem);
+}
+
+void Scenario::spawnUpstream(const std::string& upstream, const std::vector<std::string>& argv) {
+  auto p = topo_->spawn(topo_->upstreamNs(upstream), argv);
+  if (!p) {
+    throw std::runtime_error("spawn " + upstream + ": " + p.message());
+  }
+  servers_.push_back(std::move(*p));
 }
 
 std::string Scenario::gatewayStderr() const { return gateway_ ? gateway_->stderrText() : ""; }

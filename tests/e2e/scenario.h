@@ -29,6 +29,7 @@ inline constexpr const char* kRealV6 = "2001:db8:100::10";
 inline constexpr const char* kAttackerV4 = "203.0.113.66";
 inline constexpr const char* kBannerV4 = "203.0.113.22";
 inline constexpr const char* kDnsV4 = "192.0.2.53";
+inline constexpr const char* kLlmV4 = "198.51.100.30";  // the MITM tests' recording upstream
 inline constexpr uint16_t kListenPort = 15001;
 
 class Scenario {
@@ -40,6 +41,10 @@ class Scenario {
     std::string sandbox_default = "deny";
     std::string on_exit = "block";
     bool start_gateway = true;
+    std::string extra_yaml;  // top-level sections appended after `sandboxes:` (e.g. credentials)
+    // Further upstream namespaces: name -> addresses (on the wan bridge).
+    std::vector<std::pair<std::string, std::vector<std::string>>> extra_upstreams;
+    std::map<std::string, std::string> gateway_env;  // extra environment for `tollgate run`
   };
 
   explicit Scenario(Options opts);
@@ -54,6 +59,13 @@ class Scenario {
   // `error` if it did not come up.
   bool startGateway(std::string* error);
   harness::Process* gateway() { return gateway_.get(); }
+  // Makes `pem` the sandbox's system trust store (/etc/ssl/certs/ca-certificates.crt,
+  // what curl, OpenSSL and Python use by default), as an image build step
+  // would with update-ca-certificates.
+  void trustInSandbox(const std::string& pem, int sandbox = 0);
+  // Starts a long-running process in an upstream namespace and keeps it
+  // until the scenario ends.
+  void spawnUpstream(const std::string& upstream, const std::vector<std::string>& argv);
   // SIGTERM and wait; returns the exit code.
   int stopGateway();
 
@@ -85,6 +97,7 @@ class Scenario {
   std::string tmp_;
   std::string config_path_;
   std::string audit_path_;
+  std::map<std::string, std::string> gateway_env_;
 };
 
 std::string toolPath(const std::string& name);  // tests/e2e/tools/<name>

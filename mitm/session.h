@@ -1,0 +1,187 @@
+// The MITM engine for one sandbox connection: TLS terminated toward the
+// sandbox (with a leaf from tollgate's CA), verified TLS toward the real host,
+// and between them a strict HTTP/1.1 exchange loop built on the pure parts
+// (http1.h, credentials.h, scrubber.h):
+//
+//   sandbox --TLS--> [request head parsed, checked, credentials injected,
+//                     re-serialised] --verified TLS--> upstream
+//   sandbox <--TLS-- [response head scrubbed + re-framed, body streamed and
+//                     scrubbed chunk by chunk] <-- upstream
+//
+// One exchange at a time (pipelined requests wait in the socket buffer);
+// bodies are streamed with backpressure, never held whole; 1xx responses are
+// forwarded; a WebSocket 101 turns the connection into a byte tunnel.
+// Plain HTTP (no TLS on either side) runs through the same loop: credentials
+// are then never injected (DESIGN.md: real values only over verified TLS).
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/secret.h"
+#include "base/unique.h"
+#include "mitm/credentials.h"
+#include "mitm/http1.h"
+#include "mitm/scrubber.h"
+#include "mitm/upstream_tls.h"
+
+namespace tollgate::mitm {
+
+using BevPtr = CPtr<bufferevent, bufferevent_free>;
+
+// One HTTP exchange, for the audit log (`event: http`).
+struct ExchangeRecord {
+  std::string method;
+  std::string path;  // no query; "<redacted>" if it held a placeholder
+  int status = 0;    // what the sandbox got (0: nothing)
+  std::vector<std::string> credentials;  // names injected
+  uint64_t bytes_up = 0;                 // request body bytes
+  uint64_t bytes_down = 0;               // response body bytes
+  std::chrono::milliseconds duration{0};
+  std::string reason;  // "" for a relayed exchange; else why it was answered/cut
+};
+
+struct SessionOptions {
+  // The name (or IP literal) policy decided on; requests must be for it.
+  std::string host;
+  bool host_is_ip = false;
+  // TLS on both sides (else plain HTTP on both).
+  bool tls = true;
+  uint16_t port = 443;  // the upstream port (session-cache key)
+  // Credentials the rewriter knows (every placeholder is detected) and the
+  // rule's attached names (nullptr: all may apply). Not owned: `keepalive`
+  // holds whatever owns them for the session's lifetime.
+  std::span<const CredentialSpec> credentials;
+  const std::vector<std::string>* attached = nullptr;
+  std::shared_ptr<const void> keepalive;
+  // Builds a complete error response (status, text, reason) with a body the
+  // sandbox can read; always "Connection: close".
+  std::function<std::string(int status, std::string_view text, std::string_view reason)>
+      error_response;
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds idle_timeout{120000};
+};
+
+class Session {
+ public:
+  struct Summary {
+    uint64_t bytes_up = 0;    // plaintext bytes sent upstream
+    uint64_t bytes_down = 0;  // plaintext bytes sent to the sandbox
+    std::string reason;       // "" when the connection ended cleanly
+    std::string detail;       // OpenSSL's words for a TLS failure (operational log only)
+    std::string tls_version;  // negotiated with the sandbox
+    std::vector<std::string> alpn;
+    size_t exchanges = 0;
+    bool upstream_resumed = false;
+  };
+  using ExchangeFn = std::function<void(const ExchangeRecord&)>;
+  using DoneFn = std::function<void(const Summary&)>;
+
+  // Starts the session on connected sockets. `initial` holds the bytes
+  // already read from the sandbox (the ClientHello, or the first request
+  // head for plain HTTP). `client_ssl` carries the leaf (TLS only).
+  // `upstream` may be invalid: then `upstream_error` is the audit reason and
+  // the sandbox's first request is answered 502. `done` runs once, from the
+  // loop; the session may be destroyed inside it (not inside `exchange`).
+  static Result<std::unique_ptr<Session>> start(event_base* base, SessionOptions opts,
+                                                UniqueFd client, std::span<const uint8_t> initial,
+                                                SslPtr client_ssl, UniqueFd upstream,
+                                                std::string upstream_error,
+                                                UpstreamTls* upstream_tls, ExchangeFn exchange,
+                                                DoneFn done);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  const Summary& summary() const { return summary_; }
+
+ private:
+  enum class OutFraming { None, Length, Chunked, Close };
+
+  struct Exchange {
+    Exchange() {}  // not an aggregate: Scrubber's constructor is explicit
+    bool active = false;
+    std::chrono::steady_clock::time_point started;
+    ExchangeRecord rec;
+    BodyKind request_body = BodyKind::None;
+    bool request_done = false;
+    bool response_head_sent = false;
+    bool response_done = false;
+    bool client_keep_alive = true;
+    bool keep_alive_after = true;
+    int client_minor = 1;
+    bool upgrade = false;
+    OutFraming response_out = OutFraming::None;
+    Scrubber scrubber;
+    std::vector<SecretBuffer> derived;  // encoded secrets the scrubber points into
+  };
+
+  Session() = default;
+  static void onClientRead(bufferevent*, void* arg);
+  static void onClientWrite(bufferevent*, void* arg);
+  static void onClientEvent(bufferevent*, short what, void* arg);
+  static void onUpstreamRead(bufferevent*, void* arg);
+  static void onUpstreamWrite(bufferevent*, void* arg);
+  static void onUpstreamEvent(bufferevent*, short what, void* arg);
+  static void onTimer(evutil_socket_t, short, void* arg);
+  static void onDone(evutil_socket_t, short, void* arg);
+
+  void clientHandshakeDone();
+  void upstreamHandshakeDone();
+  void upstreamFailed(std::string reason, std::string detail);
+  bool settled() const;
+  void pumpClient();
+  void pumpUpstream();
+  bool requestHead();
+  void responseHead();
+  void responseEnd();
+  void upstreamEof();
+  void clientEof();
+  void startTunnel();
+  void pumpTunnel();
+  void writeToUpstream(std::span<const uint8_t> data);
+  void writeRequestBody(std::span<const uint8_t> data);
+  void armIdle();
+  void writeResponseBody(std::span<const uint8_t> data);
+  void answer(int status, std::string_view text, std::string_view reason);
+  void endExchange();
+  void closeAfterFlush();
+  void maybeClosed();
+  void finish(std::string reason);
+
+  event_base* base_ = nullptr;
+  SessionOptions opts_;
+  UpstreamTls* upstream_tls_ = nullptr;
+  BevPtr client_;
+  BevPtr upstream_;
+  CPtr<event, event_free> timer_;
+  CPtr<event, event_free> done_ev_;  // runs `done` from the loop, never from our own stack
+  bool client_ready_ = false;
+  bool upstream_ready_ = false;
+  bool upstream_gone_ = false;
+  std::string upstream_error_;
+  std::string upstream_detail_;
+  bool client_eof_ = false;
+  bool tunnel_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+  bool in_pump_ = false;
+  bool in_upstream_pump_ = false;
+  bool interim_ = false;  // the response head being read is a 1xx
+  RequestReader req_;
+  ResponseReader resp_;
+  Exchange ex_;
+  Summary summary_;
+  ExchangeFn on_exchange_;
+  DoneFn done_;
+};
+
+}  // namespace tollgate::mitm

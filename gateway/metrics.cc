@@ -76,6 +76,16 @@ std::string renderMetrics(const MetricsSnapshot& s) {
   sample(out, "tollgate_mitm_failures_total", "side=\"upstream\"", v(Counter::kMitmUpstreamFailed));
   sample(out, "tollgate_mitm_failures_total", "side=\"sandbox\"",
          v(Counter::kMitmClientRejectedCert));
+  if (s.upstream_tls) {
+    family(out, "tollgate_upstream_tls_resumed_total", "counter",
+           "Upstream TLS handshakes (MITM) that resumed a cached session.");
+    sample(out, "tollgate_upstream_tls_resumed_total", "",
+           static_cast<double>(s.upstream_tls->resumed));
+    family(out, "tollgate_upstream_tls_sessions", "gauge",
+           "Upstream TLS sessions cached for resumption.");
+    sample(out, "tollgate_upstream_tls_sessions", "",
+           static_cast<double>(s.upstream_tls->sessions_cached));
+  }
   family(out, "tollgate_reloads_total", "counter", "Configuration reloads by result.");
   sample(out, "tollgate_reloads_total", "result=\"ok\"", static_cast<double>(s.reloads_ok));
   sample(out, "tollgate_reloads_total", "result=\"failed\"", static_cast<double>(s.reloads_failed));

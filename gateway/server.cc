@@ -594,6 +594,10 @@ class Daemon {
     }
     snap.uptime_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - self->started_).count();
+    if (self->upstream_tls_) {
+      auto st = self->upstream_tls_->stats();
+      snap.upstream_tls = MetricsSnapshot::UpstreamTlsStats{st.sessions_cached, st.resumed};
+    }
     snap.reloads_ok = self->reloads_ok_;
     snap.reloads_failed = self->reloads_failed_;
     std::string text = renderMetrics(snap);

@@ -102,8 +102,14 @@ int UpstreamTls::onNewSession(SSL* ssl, SSL_SESSION* session) {
   if (self == nullptr || key == nullptr || self->capacity_ == 0) {
     return 0;
   }
-  self->store(*key, session);
-  return 1;  // we hold the reference now
+  // Keep a copy: OpenSSL marks the session object it handed us
+  // not-resumable when its connection ends without a clean TLS shutdown
+  // (ssl_clear_bad_session), which a copy does not share.
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  if (copy != nullptr) {
+    self->store(*key, copy);
+  }
+  return 0;  // OpenSSL keeps (and frees) the original
 }
 
 void UpstreamTls::store(const std::string& key, SSL_SESSION* session) {

@@ -356,6 +356,23 @@ TEST_F(MitmTest, KeepAliveCarriesSeveralExchangesOnOneFlow) {
   EXPECT_LE(flows, 1u) << "one connection for four requests";
 }
 
+TEST_F(MitmTest, RepeatUpstreamConnectionsResumeTheirTlsSession) {
+  s_.reset();
+  start("  metrics: 127.0.0.1:19465\n");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(curl({"https://llm.example.test/echo"}).exit_code, 0);
+  }
+  auto m = s_->inHost({"curl", "-sS", "--max-time", "5", "http://127.0.0.1:19465/metrics"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  auto metric = [&](const std::string& series) {
+    auto p = m.out.find("\n" + series + " ");
+    return p == std::string::npos ? -1.0 : std::stod(m.out.substr(p + series.size() + 2));
+  };
+  EXPECT_GE(metric("tollgate_upstream_tls_resumed_total"), 1) << m.out << s_->gatewayStderr();
+  EXPECT_EQ(metric("tollgate_http_exchanges_total"), 3) << m.out;
+  EXPECT_EQ(metric("tollgate_credential_injections_total"), 3) << m.out;
+}
+
 TEST_F(MitmTest, ServerSentEventsArriveOneByOne) {
   auto r = python(R"(
 import http.client, ssl, time

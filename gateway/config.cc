@@ -256,7 +256,7 @@ void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
                                        "ca", "upstream_ca", "resolvers", "static_hosts",
                                        "audit_log", "metrics", "control", "user", "on_exit",
                                        "peek_timeout_ms", "opaque_wait_ms", "deny_style",
-                                       "dns_port"});
+                                       "dns_port", "leaf_key"});
   if (!map) {
     return;
   }
@@ -433,6 +433,13 @@ void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
             e->value, e->key_node.Mark(), where(*e),
             {{"tls-alert", DenyStyle::TlsAlert}, {"http-403", DenyStyle::Http403}})) {
       gw.deny_style = *v;
+    }
+  }
+  if (const Entry* e = map->find("leaf_key")) {
+    if (auto v = readEnum<LeafKey>(e->value, e->key_node.Mark(), where(*e),
+                                   {{"ecdsa-p256", LeafKey::EcdsaP256},
+                                    {"rsa-2048", LeafKey::Rsa2048}})) {
+      gw.leaf_key = *v;
     }
   }
 }

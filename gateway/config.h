@@ -81,6 +81,8 @@ enum class CaptureMode { Redirect, Tproxy };
 enum class Ipv6Mode { Capture, Block };
 enum class OnExit { Block, Open };
 enum class DenyStyle { TlsAlert, Http403 };
+// Key type of the one key pair every minted leaf shares (MITM, http-403).
+enum class LeafKey { EcdsaP256, Rsa2048 };
 
 struct GatewayConfig {
   std::vector<std::string> interfaces;  // non-empty, unique, valid Linux interface names
@@ -103,6 +105,7 @@ struct GatewayConfig {
   uint32_t peek_timeout_ms = 3000;  // 10..60000
   uint32_t opaque_wait_ms = 300;    // 0..peek_timeout_ms
   DenyStyle deny_style = DenyStyle::TlsAlert;
+  LeafKey leaf_key = LeafKey::EcdsaP256;  // rsa-2048 for clients that need RSA
 };
 
 struct Config {

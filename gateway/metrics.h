@@ -15,14 +15,14 @@ namespace tollgate::gateway {
 struct MetricsSnapshot {
   const Counters* counters = nullptr;
   std::optional<ca::LeafStats> leaves;  // when tollgate's CA is loaded
+  double uptime_seconds = 0;
+  uint64_t reloads_ok = 0;
+  uint64_t reloads_failed = 0;
   struct UpstreamTlsStats {
     uint64_t sessions_cached = 0;
     uint64_t resumed = 0;
   };
   std::optional<UpstreamTlsStats> upstream_tls;  // when some rule is mitm
-  double uptime_seconds = 0;
-  uint64_t reloads_ok = 0;
-  uint64_t reloads_failed = 0;
 };
 
 std::string renderMetrics(const MetricsSnapshot& s);

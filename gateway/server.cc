@@ -329,7 +329,10 @@ class Daemon {
                    g.state_dir);
         return 1;
       }
-      auto minter = ca::LeafMinter::create(*authority);
+      ca::LeafOptions leaf_options;
+      leaf_options.key_type =
+          g.leaf_key == LeafKey::Rsa2048 ? ca::KeyType::kRsa2048 : ca::KeyType::kEcdsaP256;
+      auto minter = ca::LeafMinter::create(*authority, leaf_options);
       auto ctx = makeSandboxServerCtx();
       if (!minter || !ctx) {
         log::error("{}", !minter ? minter.message() : ctx.message());
@@ -659,7 +662,7 @@ class Daemon {
         old_g.control != new_g.control || old_g.resolvers_system != new_g.resolvers_system ||
         old_g.resolvers != new_g.resolvers || old_g.deny_style != new_g.deny_style ||
         old_g.ca_cert != new_g.ca_cert || old_g.ca_key != new_g.ca_key ||
-        old_g.upstream_ca != new_g.upstream_ca || usesMitm(**cfg) != usesMitm(*config_)) {
+        old_g.upstream_ca != new_g.upstream_ca || old_g.leaf_key != new_g.leaf_key || usesMitm(**cfg) != usesMitm(*config_)) {
       return makeError(path_ +
                        ": gateway.interfaces, listen_port, dns_port, ipv6, capture, metrics, "
                        "control, resolvers, deny_style, ca, upstream_ca and turning mitm on or "

@@ -13,8 +13,10 @@ TEST(MetricsTest, ExpositionIsWellFormedAndCarriesCounters) {
   c.add(Counter::kFlowsAccepted, 7);
   c.add(Counter::kDecisionDeny, 3);
   c.add(Counter::kBytesDown, 1234567);
-  MetricsSnapshot s{&c, ca::LeafStats{.hits = 5, .misses = 1, .entries = 1}, 12.5, 2, 1};
+  MetricsSnapshot s{&c, ca::LeafStats{.hits = 5, .misses = 1, .entries = 1}, 12.5, 2, 1,
+                    MetricsSnapshot::UpstreamTlsStats{3, 7}};
   std::string text = renderMetrics(s);
+  EXPECT_NE(text.find("\ntollgate_upstream_tls_resumed_total 7\n"), std::string::npos) << text;
   EXPECT_NE(text.find("tollgate_flows_total 7\n"), std::string::npos) << text;
   EXPECT_NE(text.find("tollgate_decisions_total{action=\"deny\"} 3\n"), std::string::npos);
   EXPECT_NE(text.find("tollgate_bytes_total{direction=\"down\"} 1234567\n"), std::string::npos);
@@ -37,7 +39,7 @@ TEST(MetricsTest, ExpositionIsWellFormedAndCarriesCounters) {
 
 TEST(MetricsTest, NoLeafFamiliesWithoutACa) {
   Counters c;
-  std::string text = renderMetrics(MetricsSnapshot{&c, std::nullopt, 0, 0, 0});
+  std::string text = renderMetrics(MetricsSnapshot{&c, std::nullopt, 0, 0, 0, std::nullopt});
   EXPECT_EQ(text.find("leaf_cache"), std::string::npos);
 }
 

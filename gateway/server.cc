@@ -27,6 +27,7 @@
 #include "ca/ca.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/privileges.h"
 #include "gateway/tls_responder.h"
 #include "gateway/worker.h"
 #include "nat/nat.h"
@@ -289,6 +290,11 @@ class Daemon {
       log::error("{}: gateway.capture: tproxy is not available in this build; use redirect", path_);
       return 1;
     }
+    // gateway.user is resolved now, so a bad one refuses before anything is installed.
+    if (auto u = checkPrivilegeDrop(g.user); !u) {
+      log::error("{}: {}", path_, u.message());
+      return 1;
+    }
     for (const Sandbox& sb : config_->sandboxes) {
       for (const Rule& r : sb.rules) {
         if (r.action == Action::Mitm) {
@@ -384,6 +390,19 @@ class Daemon {
       log::error("nftables: {}", r.message());
       return 1;
     }
+    // Everything that needs root is done. Drop before any worker thread
+    // starts: credentials and capabilities are per thread.
+    PrivilegeDrop drop{g.user, {g.audit_log}, {path_}};
+    auto dropped = dropPrivileges(drop);
+    if (!dropped) {
+      log::error("{}: {}", path_, dropped.message());
+      (void)leaveTable();  // best effort; a half-dropped process exits either way
+      return 1;
+    }
+    for (const std::string& w : dropped->warnings) {
+      log::warn("{}", w);
+    }
+    log::info("{}", dropped->summary);
     for (auto& w : workers_) {
       w->startThread();
     }

@@ -25,7 +25,9 @@ constexpr cap_value_t kKept[] = {CAP_NET_ADMIN};
 
 using CapPtr = CPtr<_cap_struct, cap_free>;
 
-std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
+// `err` is errno saved right after the failed call: building `what` may
+// call functions that change errno.
+std::string errnoText(int err, const std::string& what) { return what + ": " + std::strerror(err); }
 
 bool isKept(cap_value_t cap) {
   for (cap_value_t k : kKept) {
@@ -76,7 +78,8 @@ Result<Account> lookUpUser(const std::string& user) {
     if (found == nullptr) {
       return makeError("gateway.user: no such user '" + user +
                        "' (create a system user for tollgate, e.g. `useradd --system "
-                       "--no-create-home --shell /usr/sbin/nologin " + user + "`)");
+                       "--no-create-home --shell /usr/sbin/nologin " +
+                       user + "`)");
     }
     return Account{user, pw.pw_uid, pw.pw_gid};
   }
@@ -92,7 +95,8 @@ rlim_t raiseLockedMemoryLimit() {
     return 0;
   }
   auto atLeast = [](rlim_t v) {
-    return v == RLIM_INFINITY || v >= kLockedMemoryLimit ? v : static_cast<rlim_t>(kLockedMemoryLimit);
+    return v == RLIM_INFINITY || v >= kLockedMemoryLimit ? v
+                                                         : static_cast<rlim_t>(kLockedMemoryLimit);
   };
   rlimit want{atLeast(rl.rlim_cur), atLeast(rl.rlim_max)};
   if (want.rlim_cur != rl.rlim_cur || want.rlim_max != rl.rlim_max) {
@@ -125,7 +129,8 @@ Result<void> clearBoundingSet() {
       continue;
     }
     if (cap_drop_bound(c) != 0) {
-      return makeError(errnoText("cannot drop " + capName(c) + " from the bounding set"));
+      const int err = errno;
+      return makeError(errnoText(err, "cannot drop " + capName(c) + " from the bounding set"));
     }
   }
   return {};
@@ -135,21 +140,25 @@ Result<void> clearBoundingSet() {
 Result<void> setCapabilities(const std::vector<cap_value_t>& kept) {
   CapPtr caps(cap_init());
   if (!caps) {
-    return makeError(errnoText("cap_init"));
+    const int err = errno;
+    return makeError(errnoText(err, "cap_init"));
   }
   if (!kept.empty()) {
     if (cap_set_flag(caps.get(), CAP_PERMITTED, static_cast<int>(kept.size()), kept.data(),
                      CAP_SET) != 0 ||
         cap_set_flag(caps.get(), CAP_EFFECTIVE, static_cast<int>(kept.size()), kept.data(),
                      CAP_SET) != 0) {
-      return makeError(errnoText("cap_set_flag"));
+      const int err = errno;
+      return makeError(errnoText(err, "cap_set_flag"));
     }
   }
   if (cap_set_proc(caps.get()) != 0) {
-    return makeError(errnoText("cannot set capabilities (cap_set_proc)"));
+    const int err = errno;
+    return makeError(errnoText(err, "cannot set capabilities (cap_set_proc)"));
   }
   if (CAP_AMBIENT_SUPPORTED() && cap_reset_ambient() != 0) {
-    return makeError(errnoText("cannot clear the ambient capabilities"));
+    const int err = errno;
+    return makeError(errnoText(err, "cannot clear the ambient capabilities"));
   }
   return {};
 }
@@ -158,16 +167,20 @@ Result<void> switchUser(const Account& account) {
   // Permitted capabilities survive the uid change only with KEEPCAPS; the
   // effective set is emptied by the kernel and rebuilt by setCapabilities().
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
-    return makeError(errnoText("prctl(PR_SET_KEEPCAPS)"));
+    const int err = errno;
+    return makeError(errnoText(err, "prctl(PR_SET_KEEPCAPS)"));
   }
   if (setgroups(0, nullptr) != 0) {
-    return makeError(errnoText("cannot drop supplementary groups (setgroups)"));
+    const int err = errno;
+    return makeError(errnoText(err, "cannot drop supplementary groups (setgroups)"));
   }
   if (setresgid(account.gid, account.gid, account.gid) != 0) {
-    return makeError(errnoText("cannot switch to gid " + std::to_string(account.gid)));
+    const int err = errno;
+    return makeError(errnoText(err, "cannot switch to gid " + std::to_string(account.gid)));
   }
   if (setresuid(account.uid, account.uid, account.uid) != 0) {
-    return makeError(errnoText("cannot switch to user " + account.name));
+    const int err = errno;
+    return makeError(errnoText(err, "cannot switch to user " + account.name));
   }
   (void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   return {};
@@ -189,14 +202,16 @@ Result<void> verify(const std::optional<Account>& account, const std::vector<cap
   }
   CapPtr now(cap_get_proc());
   if (!now) {
-    return makeError(errnoText("cap_get_proc"));
+    const int err = errno;
+    return makeError(errnoText(err, "cap_get_proc"));
   }
   for (cap_value_t c = 0; c < cap_max_bits(); ++c) {
     bool want = std::find(kept.begin(), kept.end(), c) != kept.end();
     for (cap_flag_t flag : {CAP_EFFECTIVE, CAP_PERMITTED, CAP_INHERITABLE}) {
       cap_flag_value_t v = CAP_CLEAR;
       if (cap_get_flag(now.get(), c, flag, &v) != 0) {
-        return makeError(errnoText("cap_get_flag"));
+        const int err = errno;
+        return makeError(errnoText(err, "cap_get_flag"));
       }
       bool expected = want && flag != CAP_INHERITABLE;
       if ((v == CAP_SET) != expected) {
@@ -252,14 +267,16 @@ Result<DropOutcome> dropPrivileges(const PrivilegeDrop& spec) {
   {
     CapPtr now(cap_get_proc());
     if (!now) {
-      return makeError(errnoText("cap_get_proc"));
+      const int err = errno;
+      return makeError(errnoText(err, "cap_get_proc"));
     }
     for (cap_value_t c : kKept) {
       cap_flag_value_t v = CAP_CLEAR;
       if (cap_get_flag(now.get(), c, CAP_PERMITTED, &v) == 0 && v == CAP_SET) {
         kept.push_back(c);
       } else {
-        out.warnings.push_back(capName(c) + " was not held at start; stopping (on_exit) and "
+        out.warnings.push_back(capName(c) +
+                               " was not held at start; stopping (on_exit) and "
                                "reload cannot change nftables");
       }
     }
@@ -273,7 +290,8 @@ Result<DropOutcome> dropPrivileges(const PrivilegeDrop& spec) {
         continue;
       }
       if (fchownat(AT_FDCWD, path.c_str(), account->uid, account->gid, AT_SYMLINK_NOFOLLOW) != 0) {
-        return makeError(errnoText("cannot give " + path + " to user " + account->name));
+        const int err = errno;
+        return makeError(errnoText(err, "cannot give " + path + " to user " + account->name));
       }
     }
   }
@@ -286,8 +304,9 @@ Result<DropOutcome> dropPrivileges(const PrivilegeDrop& spec) {
       return r.error();
     }
   } else {
-    out.warnings.push_back("the capability bounding set is unchanged: clearing it needs "
-                           "CAP_SETPCAP");
+    out.warnings.push_back(
+        "the capability bounding set is unchanged: clearing it needs "
+        "CAP_SETPCAP");
   }
   if (account) {
     if (auto r = switchUser(*account); !r) {
@@ -299,10 +318,12 @@ Result<DropOutcome> dropPrivileges(const PrivilegeDrop& spec) {
   }
   // A uid change resets dumpable (to fs.suid_dumpable): say it again.
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-    return makeError(errnoText("prctl(PR_SET_DUMPABLE, 0)"));
+    const int err = errno;
+    return makeError(errnoText(err, "prctl(PR_SET_DUMPABLE, 0)"));
   }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
-    return makeError(errnoText("prctl(PR_SET_NO_NEW_PRIVS, 1)"));
+    const int err = errno;
+    return makeError(errnoText(err, "prctl(PR_SET_NO_NEW_PRIVS, 1)"));
   }
   if (auto r = verify(account, kept); !r) {
     return makeError("privilege drop did not take: " + r.message());
@@ -311,8 +332,9 @@ Result<DropOutcome> dropPrivileges(const PrivilegeDrop& spec) {
   for (const std::string& path : spec.reread) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {
+      const int err = errno;
       out.warnings.push_back(path + " is not readable after the privilege drop (" +
-                             std::strerror(errno) + "): reload will fail until it is readable by " +
+                             std::strerror(err) + "): reload will fail until it is readable by " +
                              (account ? "user " + account->name : "this process"));
     }
   }

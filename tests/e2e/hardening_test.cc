@@ -3,8 +3,8 @@
 // dumpable; processes of the same user cannot read its memory or
 // environment; and it still serves, reloads, reopens its log and stops.
 #include <gtest/gtest.h>
-#include <pwd.h>
 #include <linux/capability.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -133,23 +133,23 @@ TEST(HardeningTest, RunsAsTheConfiguredUserWithOnlyNetAdminAndNoNewPrivileges) {
   EXPECT_EQ(st["NoNewPrivs"], "1");
   // Room to lock secrets without CAP_IPC_LOCK: 64 MiB where the starting
   // process may raise the hard limit (CAP_SYS_RESOURCE), else as it was.
-  auto limits = s->inHost({"grep", "Max locked memory",
-                           "/proc/" + std::to_string(s->gateway()->pid()) + "/limits"});
+  auto limits = s->inHost(
+      {"grep", "Max locked memory", "/proc/" + std::to_string(s->gateway()->pid()) + "/limits"});
   rlimit mine{};
   ASSERT_EQ(getrlimit(RLIMIT_MEMLOCK, &mine), 0);
-  std::string expected = std::to_string(
-      haveCapability(CAP_SYS_RESOURCE) ? std::max<rlim_t>(mine.rlim_max, 64ull << 20) : mine.rlim_max);
+  std::string expected =
+      std::to_string(haveCapability(CAP_SYS_RESOURCE) ? std::max<rlim_t>(mine.rlim_max, 64ull << 20)
+                                                      : mine.rlim_max);
   EXPECT_NE(limits.out.find(expected + " "), std::string::npos) << expected << "\n" << limits.out;
   // Every worker thread was started after the drop and inherited it.
   auto tasks = s->inHost({"sh", "-c",
-                          "grep -h '^CapEff\\|^Uid' /proc/" +
-                              std::to_string(s->gateway()->pid()) + "/task/*/status | sort -u"});
-  EXPECT_EQ(tasks.out, "CapEff:\t" + std::string(kOnlyNetAdmin) + "\nUid:\t" +
-                           [&] {
-                             std::string u = std::to_string(user.uid);
-                             return u + "\t" + u + "\t" + u + "\t" + u;
-                           }() +
-                           "\n");
+                          "grep -h '^CapEff\\|^Uid' /proc/" + std::to_string(s->gateway()->pid()) +
+                              "/task/*/status | sort -u"});
+  EXPECT_EQ(
+      tasks.out, "CapEff:\t" + std::string(kOnlyNetAdmin) + "\nUid:\t" + [&] {
+        std::string u = std::to_string(user.uid);
+        return u + "\t" + u + "\t" + u + "\t" + u;
+      }() + "\n");
 }
 
 TEST(HardeningTest, WithoutAUserStaysRootWithOnlyNetAdmin) {
@@ -176,10 +176,9 @@ TEST(HardeningTest, ProcessesOfTheSameUserCannotReadItsMemoryOrEnvironment) {
   Ids user = nobody();
   // Control: a plain process of the same user is readable by the same
   // reader, so a refusal below is tollgate's doing, not the reader's.
-  auto sleeper = s->topo().spawn(s->topo().hostNs(),
-                                 {"setpriv", "--reuid=" + std::to_string(user.uid),
-                                  "--regid=" + std::to_string(user.gid), "--clear-groups", "sleep",
-                                  "30"});
+  auto sleeper = s->topo().spawn(
+      s->topo().hostNs(), {"setpriv", "--reuid=" + std::to_string(user.uid),
+                           "--regid=" + std::to_string(user.gid), "--clear-groups", "sleep", "30"});
   ASSERT_TRUE(sleeper.ok()) << sleeper.message();
   auto control = readAs(*s, user, (*sleeper)->pid());
   ASSERT_EQ(control.out, "mem ok\nenviron ok\nmaps ok\nfd ok\n") << control.err;
@@ -187,8 +186,8 @@ TEST(HardeningTest, ProcessesOfTheSameUserCannotReadItsMemoryOrEnvironment) {
   auto r = readAs(*s, user, s->gateway()->pid());
   EXPECT_EQ(r.out, "mem EACCES\nenviron EACCES\nmaps EACCES\nfd EACCES\n") << r.err;
   // Root on the host still can (README: out of scope, a compromised host).
-  auto root = s->inHost({"python3", "-c", kReader,
-                         "/proc/" + std::to_string(s->gateway()->pid()) + "/environ"});
+  auto root = s->inHost(
+      {"python3", "-c", kReader, "/proc/" + std::to_string(s->gateway()->pid()) + "/environ"});
   EXPECT_EQ(root.out, "environ ok\n") << root.err;
 }
 
@@ -220,8 +219,8 @@ TEST(HardeningTest, AfterTheDropItServesReloadsReopensItsLogAndStops) {
   // logrotate with `create 0640 nobody nogroup`: rename, new file for the
   // user, SIGUSR1. New records go to the new file.
   ASSERT_EQ(s->inHost({"mv", s->auditPath(), s->auditPath() + ".1"}).exit_code, 0);
-  ASSERT_EQ(s->inHost({"install", "-o", std::to_string(user.uid), "-g",
-                       std::to_string(user.gid), "-m", "0640", "/dev/null", s->auditPath()})
+  ASSERT_EQ(s->inHost({"install", "-o", std::to_string(user.uid), "-g", std::to_string(user.gid),
+                       "-m", "0640", "/dev/null", s->auditPath()})
                 .exit_code,
             0);
   s->gateway()->signal(SIGUSR1);

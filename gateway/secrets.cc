@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "base/environ.h"
 #include "base/unique.h"
 
 namespace tollgate::gateway {
@@ -59,19 +60,6 @@ Result<void> readFile(const std::string& path, Scratch& out) {
   return {};
 }
 
-// Copies the variable's value and overwrites it in the environment block
-// (what /proc/PID/environ shows) before removing the variable.
-Result<void> takeEnv(const std::string& name, Scratch& out) {
-  char* value = getenv(name.c_str());
-  if (value == nullptr) {
-    return makeError("environment variable " + name + " is not set");
-  }
-  out.bytes.assign(value);
-  explicit_bzero(value, strlen(value));
-  unsetenv(name.c_str());
-  return {};
-}
-
 }  // namespace
 
 const SecretBuffer* CredentialTable::valueOf(const std::string& name) const {
@@ -101,10 +89,14 @@ Result<std::shared_ptr<const CredentialTable>> loadCredentials(const Config& cfg
       *value = std::move(*copy);
     } else {
       Scratch scratch;
-      Result<void> read = cred.source.kind == CredentialSource::Env
-                              ? takeEnv(cred.source.ref, scratch)
-                              : readFile(cred.source.ref, scratch);
-      if (!read) {
+      if (cred.source.kind == CredentialSource::Env) {
+        // Out of the environment (and /proc/PID/environ) from now on.
+        auto taken = takeEnvSecret(cred.source.ref);
+        if (!taken) {
+          return makeError("credential " + name + ": " + taken.message());
+        }
+        scratch.bytes.assign(taken->view());
+      } else if (auto read = readFile(cred.source.ref, scratch); !read) {
         return makeError("credential " + name + ": " + read.message());
       }
       if (auto ok = mitm::validateSecretValue(scratch.bytes, cred.placeholder); !ok) {

@@ -27,6 +27,7 @@
 #include "ca/ca.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/privileges.h"
 #include "gateway/secrets.h"
 #include "mitm/upstream_tls.h"
 #include "gateway/tls_responder.h"
@@ -291,6 +292,11 @@ class Daemon {
       log::error("{}: gateway.capture: tproxy is not available in this build; use redirect", path_);
       return 1;
     }
+    // gateway.user is resolved now, so a bad one refuses before anything is installed.
+    if (auto u = checkPrivilegeDrop(g.user); !u) {
+      log::error("{}: {}", path_, u.message());
+      return 1;
+    }
     raiseFileLimit();
     protectMemory();
     // libevent (evdns) talks about resolver failures on stderr: route its
@@ -394,6 +400,25 @@ class Daemon {
       log::error("nftables: {}", r.message());
       return 1;
     }
+    // Everything that needs root is done. Drop before any worker thread
+    // starts: credentials and capabilities are per thread.
+    std::vector<std::string> reread{path_};
+    for (const auto& [name, cred] : config_->credentials) {
+      if (cred.source.kind == CredentialSource::File) {
+        reread.push_back(cred.source.ref);  // reload re-reads secret files
+      }
+    }
+    PrivilegeDrop drop{g.user, {g.audit_log}, reread};
+    auto dropped = dropPrivileges(drop);
+    if (!dropped) {
+      log::error("{}: {}", path_, dropped.message());
+      (void)leaveTable();  // best effort; a half-dropped process exits either way
+      return 1;
+    }
+    for (const std::string& w : dropped->warnings) {
+      log::warn("{}", w);
+    }
+    log::info("{}", dropped->summary);
     for (auto& w : workers_) {
       w->startThread();
     }

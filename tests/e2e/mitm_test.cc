@@ -224,6 +224,12 @@ TEST_F(MitmTest, QueryCredentialFromTheEnvironmentIsInjectedAndScrubbed) {
   // Read from the environment once, then gone from it.
   std::string environ = slurp("/proc/" + std::to_string(s_->gateway()->pid()) + "/environ");
   EXPECT_EQ(environ.find(kOtherSecret), std::string::npos);
+  EXPECT_EQ(environ.find("TG_E2E_OTHER_KEY="), std::string::npos);
+  // Secret buffers are locked in RAM (never swapped).
+  std::string status = slurp("/proc/" + std::to_string(s_->gateway()->pid()) + "/status");
+  auto p = status.find("VmLck:");
+  ASSERT_NE(p, std::string::npos);
+  EXPECT_GT(std::stol(status.substr(p + 6)), 0) << status.substr(p, 30);
 }
 
 TEST_F(MitmTest, PlaceholderSentOutOfScopeIsRefused) {

@@ -128,5 +128,78 @@ TEST(OpsTest, InvalidReloadKeepsTheRunningPolicy) {
   EXPECT_NE(s.curl({"https://denied.example.test/"}).exit_code, 0);
 }
 
+TEST(OpsTest, ReloadUnderLoadFailsNoRequestAndKeepsOpenFlows) {
+  Scenario s(Scenario::Options{});
+  const TestPki& pki = testPki();
+  // A client loops new HTTPS requests to an allowed host for 4 s while the
+  // policy changes under it; a second client holds one slow download open
+  // across the reload that denies its host.
+  std::string loop = R"(
+import ssl, socket, time, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+ok = fail = 0
+end = time.time() + 4
+while time.time() < end:
+    try:
+        s = ctx.wrap_socket(socket.create_connection(("api.example.test", 443), timeout=5), server_hostname="api.example.test")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            data += d
+        if data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200"): ok += 1
+        else: fail += 1
+    except Exception as e:
+        fail += 1
+print(ok, fail)
+)";
+  std::string slow = R"(
+import ssl, socket, time, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+s = ctx.wrap_socket(socket.create_connection(("slow.example.test", 443), timeout=10), server_hostname="slow.example.test")
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.sendall(b"GET /big/40000000 HTTP/1.1\r\nHost: slow.example.test\r\nConnection: close\r\n\r\n")
+n = 0
+while True:
+    d = s.recv(65536)
+    if not d: break
+    n += len(d)
+    time.sleep(0.003)
+print(n)
+)";
+  auto looping = s.topo().spawn(s.sandbox(), {"python3", "-c", loop, pki.ca_cert});
+  auto holding = s.topo().spawn(s.sandbox(), {"python3", "-c", slow, pki.ca_cert});
+  ASSERT_TRUE(looping) << looping.message();
+  ASSERT_TRUE(holding) << holding.message();
+  std::this_thread::sleep_for(1500ms);
+  // slow.example.test goes from passthrough to deny; denied.example.test
+  // from deny to passthrough.
+  ASSERT_EQ(s.inHost({"sed", "-i",
+                      "s/ slow.example.test,//; s/action: deny/action: passthrough/; "
+                      "s/^    slow.example.test:/    denied.example.test: [198.51.100.10]\\n&/; "
+                      "$ a\\      - hosts: [slow.example.test]\\n        action: deny",
+                      s.configPath()})
+                .exit_code,
+            0);
+  auto rl = harness::runCommand(
+      "", {TOLLGATE_BINARY, "reload", "--control", s.tmpDir() + "/control.sock"}, 10s);
+  ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err << s.inHost({"cat", s.configPath()}).out;
+  ASSERT_TRUE((*holding)->running()) << "the download must span the reload";
+  ASSERT_TRUE((*looping)->wait(20s));
+  ASSERT_TRUE((*holding)->wait(60s));
+  int ok = 0, fail = -1;
+  ASSERT_EQ(sscanf((*looping)->stdoutText().c_str(), "%d %d", &ok, &fail), 2)
+      << (*looping)->stdoutText() << (*looping)->stderrText();
+  EXPECT_EQ(fail, 0) << "requests failed across the reload";
+  EXPECT_GT(ok, 10);
+  // The open flow kept its decision; new flows get the new one.
+  long long got = 0;
+  ASSERT_EQ(sscanf((*holding)->stdoutText().c_str(), "%lld", &got), 1) << (*holding)->stderrText();
+  EXPECT_GT(got, 40000000) << "headers + the whole body";
+  EXPECT_NE(s.curl({"https://slow.example.test/"}).exit_code, 0);
+  EXPECT_EQ(s.curl({"https://denied.example.test/"}).exit_code, 0) << s.gatewayStderr();
+}
+
 }  // namespace
 }  // namespace tollgate::e2e

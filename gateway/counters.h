@@ -34,6 +34,7 @@ enum class Counter : size_t {
   kCredentialInjections,
   kMitmUpstreamFailed,
   kMitmClientRejectedCert,
+  kResolvedFromDnsAnswers,
   kCount,
 };
 
@@ -47,6 +48,7 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Counter::kCoun
         "relay_errors",   "bytes_up",        "bytes_down",
         "dns_answered",   "dns_refused",     "http_exchanges",
         "credential_injections", "mitm_upstream_failed", "mitm_client_rejected_cert",
+        "resolved_from_dns_answers",
 };
 
 class Counters {

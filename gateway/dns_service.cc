@@ -252,12 +252,15 @@ void DnsService::handle(std::span<const uint8_t> msg, const SockAddr& src, bool 
   Pending* raw = pending.get();
   pending->lookup = resolver_->lookupRecords(
       q.question.name, want_v6,
-      [this, raw, q, send, usable, rec, audit](std::vector<SockAddr> addrs, uint32_t ttl,
+      [this, raw, q, send, usable, rec, audit, rt, want_v6](std::vector<SockAddr> addrs, uint32_t ttl,
                                                int err) mutable {
         if (err == DNS_ERR_NONE || err == DNS_ERR_NODATA) {
           counters_->add(Counter::kDnsAnswered);
           send(dns::buildAnswer(q, usable(addrs), std::min(ttl, kMaxForwardedTtl)));
           audit(rec, "passthrough", "resolved");
+          if (rt->addresses && err == DNS_ERR_NONE) {
+            rt->addresses->put(q.question.name, want_v6, addrs, std::min(ttl, kMaxForwardedTtl));
+          }
         } else if (err == DNS_ERR_NOTEXIST) {
           counters_->add(Counter::kDnsAnswered);
           send(dns::buildError(q, dns::Rcode::kNxDomain));

@@ -16,6 +16,7 @@
 
 #include "base/sockaddr.h"
 #include "base/unique.h"
+#include "gateway/address_cache.h"
 #include "gateway/audit.h"
 #include "gateway/event_util.h"
 #include "gateway/policy.h"
@@ -49,6 +50,9 @@ struct Runtime {
   std::shared_ptr<const Config> config;
   std::vector<Cidr> never_upstream;  // tollgate's own addresses and sandbox subnets
   std::shared_ptr<const CredentialTable> credentials;
+  // Answers of tollgate's DNS service; outlives reloads (the same cache is
+  // handed to every runtime).
+  std::shared_ptr<AddressCache> addresses;
 };
 
 class Flow {

@@ -468,11 +468,12 @@ class Daemon {
     return false;
   }
 
-  static std::shared_ptr<const Runtime> makeRuntime(
-      std::shared_ptr<const Config> cfg, const std::vector<LocalAddr>& local,
-      std::shared_ptr<const CredentialTable> credentials) {
+  std::shared_ptr<const Runtime> makeRuntime(std::shared_ptr<const Config> cfg,
+                                             const std::vector<LocalAddr>& local,
+                                             std::shared_ptr<const CredentialTable> credentials) {
     auto rt = std::make_shared<Runtime>();
     rt->credentials = std::move(credentials);
+    rt->addresses = addresses_;
     rt->never_upstream = neverUpstream(*cfg, local);
     rt->config = std::move(cfg);
     return rt;
@@ -725,6 +726,7 @@ class Daemon {
   std::unique_ptr<ca::LeafMinter> minter_;
   SslCtxPtr sandbox_tls_;
   std::unique_ptr<mitm::UpstreamTls> upstream_tls_;
+  std::shared_ptr<AddressCache> addresses_ = std::make_shared<AddressCache>();
   std::vector<std::unique_ptr<Worker>> workers_;
   EventBasePtr main_base_;  // signals and metrics; declared before http_, which lives on it
   EvHttpPtr http_;

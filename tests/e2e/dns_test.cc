@@ -84,6 +84,14 @@ TEST_F(DnsTest, AllowedNameIsForwardedToTheResolvers) {
   auto g = s_->inSandbox({"getent", "ahostsv4", "dns.example.test"}, 10s);
   EXPECT_EQ(g.exit_code, 0) << g.err;
   EXPECT_NE(g.out.find("198.51.100.10"), std::string::npos) << g.out;
+  // The answer feeds the connection: the flow to that name goes where the
+  // sandbox was told, without a second lookup.
+  auto c = s_->curl({"https://dns.example.test/"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  auto st = harness::runCommand("", {TOLLGATE_BINARY, "status", "--config", s_->configPath()}, 10s);
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_GE(nlohmann::json::parse(st.out)["counters"]["resolved_from_dns_answers"].get<int>(), 1)
+      << st.out;
 }
 
 TEST_F(DnsTest, NamesPolicyCannotAllowAreRefusedSoLookupsCannotExfiltrate) {

@@ -171,9 +171,14 @@ void DnsService::handle(std::span<const uint8_t> msg, const SockAddr& src, bool 
   rec.proto = tcp ? "dns-tcp" : "dns";
   rec.src = src.toString();
   auto started = std::chrono::steady_clock::now();
-  auto audit = [this, started](FlowRecord& r, const std::string& action, const std::string& reason) {
+  auto audit = [this, started, rt](FlowRecord& r, const std::string& action,
+                                  const std::string& reason) {
     r.action = action;
     r.reason = reason;
+    if (rt->stats) {
+      rt->stats->dns.add(promLabels(
+          {{"sandbox", r.sandbox.empty() ? "none" : r.sandbox}, {"action", action}, {"reason", reason}}));
+    }
     r.ts = std::chrono::system_clock::now();
     r.duration_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                               std::chrono::steady_clock::now() - started)

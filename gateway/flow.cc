@@ -306,6 +306,7 @@ void Flow::tryNextCandidate() {
       upstream_.reset();
       continue;
     }
+    connect_started_ = std::chrono::steady_clock::now();
     connect_ev_.reset(event_new(env_.base, upstream_.get(), EV_WRITE, &Flow::onConnected, this));
     timeval tv = toTimeval(kConnectTimeout.count());
     event_add(connect_ev_.get(), &tv);
@@ -329,6 +330,10 @@ void Flow::onConnected(evutil_socket_t fd, short what, void* arg) {
     self->upstream_.reset();
     self->tryNextCandidate();
     return;
+  }
+  if (self->rt_->stats) {
+    self->rt_->stats->upstream_connect.observe(std::chrono::steady_clock::now() -
+                                               self->connect_started_);
   }
   self->startRelay();
 }
@@ -561,6 +566,11 @@ void Flow::onExchange(const mitm::ExchangeRecord& x) {
   if (!x.credentials.empty()) {
     env_.counters->add(Counter::kCredentialInjections);
   }
+  if (rt_->stats) {
+    for (const std::string& c : x.credentials) {
+      rt_->stats->injections.add(promLabels({{"credential", c}}));
+    }
+  }
   FlowRecord r;
   r.ts = std::chrono::system_clock::now();
   r.event = "http";
@@ -595,6 +605,14 @@ void Flow::onExchange(const mitm::ExchangeRecord& x) {
 }
 
 void Flow::mitmDone(const mitm::Session::Summary& sum) {
+  if (rt_->stats) {
+    if (sum.sandbox_handshake.count() > 0) {
+      rt_->stats->sandbox_handshake.observe(sum.sandbox_handshake);
+    }
+    if (sum.upstream_handshake.count() > 0) {
+      rt_->stats->upstream_handshake.observe(sum.upstream_handshake);
+    }
+  }
   rec_.bytes_up = sum.bytes_up;
   rec_.bytes_down = sum.bytes_down;
   env_.counters->add(Counter::kBytesUp, static_cast<int64_t>(sum.bytes_up));
@@ -622,6 +640,13 @@ void Flow::finish() {
   rec_.ts = std::chrono::system_clock::now();
   rec_.duration_ms = static_cast<uint64_t>(sinceAccept().count());
   env_.audit->write(rec_);
+  if (rt_->stats) {
+    std::string_view sb = rec_.sandbox.empty() ? std::string_view("none") : rec_.sandbox;
+    rt_->stats->flows.add(
+        promLabels({{"sandbox", sb}, {"action", rec_.action}, {"reason", rec_.reason}}));
+    rt_->stats->bytes.add(promLabels({{"sandbox", sb}, {"direction", "up"}}), rec_.bytes_up);
+    rt_->stats->bytes.add(promLabels({{"sandbox", sb}, {"direction", "down"}}), rec_.bytes_down);
+  }
   env_.counters->add(Counter::kFlowsActive, -1);
   done_(done_owner_, this);  // destroys this
 }

@@ -23,6 +23,7 @@
 #include "gateway/relay.h"
 #include "gateway/resolver.h"
 #include "gateway/secrets.h"
+#include "gateway/stats.h"
 #include "gateway/tls_responder.h"
 #include "mitm/session.h"
 #include "mitm/upstream_tls.h"
@@ -53,6 +54,7 @@ struct Runtime {
   // Answers of tollgate's DNS service; outlives reloads (the same cache is
   // handed to every runtime).
   std::shared_ptr<AddressCache> addresses;
+  std::shared_ptr<Stats> stats;  // labelled counters and histograms; outlives reloads
 };
 
 class Flow {
@@ -122,6 +124,7 @@ class Flow {
   std::unique_ptr<Resolver::Request> dns_req_;
   UniqueFd upstream_;
   SockAddr upstream_addr_;
+  std::chrono::steady_clock::time_point connect_started_;
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<TlsResponder> tls_responder_;
   bool mitm_ = false;

@@ -17,6 +17,30 @@ void sample(std::string& out, std::string_view name, std::string_view labels, do
   }
 }
 
+void labeled(std::string& out, std::string_view name, std::string_view help,
+             const LabeledCounter& c) {
+  family(out, name, "counter", help);
+  for (const auto& [labels, n] : c.snapshot()) {
+    sample(out, name, labels, static_cast<double>(n));
+  }
+}
+
+void histogram(std::string& out, std::string_view name, std::string_view labels,
+               const Histogram& h) {
+  Histogram::Snapshot s = h.snapshot();
+  std::string prefix = labels.empty() ? std::string() : std::string(labels) + ",";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+    cumulative += s.buckets[i];
+    sample(out, std::string(name) + "_bucket",
+           prefix + fmt::format("le=\"{}\"", Histogram::kBounds[i]), static_cast<double>(cumulative));
+  }
+  cumulative += s.buckets.back();
+  sample(out, std::string(name) + "_bucket", prefix + "le=\"+Inf\"", static_cast<double>(cumulative));
+  sample(out, std::string(name) + "_sum", labels, s.sum_seconds);
+  sample(out, std::string(name) + "_count", labels, static_cast<double>(s.count));
+}
+
 }  // namespace
 
 std::string renderMetrics(const MetricsSnapshot& s) {
@@ -67,9 +91,6 @@ std::string renderMetrics(const MetricsSnapshot& s) {
   family(out, "tollgate_http_exchanges_total", "counter",
          "HTTP exchanges inside MITM flows (requests answered or relayed).");
   sample(out, "tollgate_http_exchanges_total", "", v(Counter::kHttpExchanges));
-  family(out, "tollgate_credential_injections_total", "counter",
-         "Requests into which a real credential was injected.");
-  sample(out, "tollgate_credential_injections_total", "", v(Counter::kCredentialInjections));
   family(out, "tollgate_mitm_failures_total", "counter",
          "MITM flows that failed TLS: the upstream (unverified or unreachable), or the sandbox "
          "rejecting the leaf (it does not trust tollgate's CA).");
@@ -85,6 +106,26 @@ std::string renderMetrics(const MetricsSnapshot& s) {
            "Upstream TLS sessions cached for resumption.");
     sample(out, "tollgate_upstream_tls_sessions", "",
            static_cast<double>(s.upstream_tls->sessions_cached));
+  }
+  if (s.stats) {
+    labeled(out, "tollgate_sandbox_flows_total",
+            "Flows by sandbox, action and reason, counted when they end.", s.stats->flows);
+    labeled(out, "tollgate_sandbox_bytes_total", "Bytes relayed by sandbox and direction.",
+            s.stats->bytes);
+    labeled(out, "tollgate_credential_injections_total",
+            "Requests a real credential was injected into, by credential name.",
+            s.stats->injections);
+    labeled(out, "tollgate_dns_queries_total",
+            "Sandbox DNS queries by sandbox, verdict (action) and reason.", s.stats->dns);
+    family(out, "tollgate_upstream_connect_seconds", "histogram",
+           "Time to establish the TCP connection to the upstream.");
+    histogram(out, "tollgate_upstream_connect_seconds", "", s.stats->upstream_connect);
+    family(out, "tollgate_mitm_handshake_seconds", "histogram",
+           "MITM TLS handshakes, from the decision to the handshake's end, by side.");
+    histogram(out, "tollgate_mitm_handshake_seconds", "side=\"sandbox\"",
+              s.stats->sandbox_handshake);
+    histogram(out, "tollgate_mitm_handshake_seconds", "side=\"upstream\"",
+              s.stats->upstream_handshake);
   }
   family(out, "tollgate_reloads_total", "counter", "Configuration reloads by result.");
   sample(out, "tollgate_reloads_total", "result=\"ok\"", static_cast<double>(s.reloads_ok));

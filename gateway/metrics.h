@@ -9,6 +9,7 @@
 
 #include "ca/ca.h"
 #include "gateway/counters.h"
+#include "gateway/stats.h"
 
 namespace tollgate::gateway {
 
@@ -23,6 +24,7 @@ struct MetricsSnapshot {
     uint64_t resumed = 0;
   };
   std::optional<UpstreamTlsStats> upstream_tls;  // when some rule is mitm
+  const Stats* stats = nullptr;                  // labelled counters and histograms
 };
 
 std::string renderMetrics(const MetricsSnapshot& s);

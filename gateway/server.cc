@@ -474,6 +474,7 @@ class Daemon {
     auto rt = std::make_shared<Runtime>();
     rt->credentials = std::move(credentials);
     rt->addresses = addresses_;
+    rt->stats = stats_;
     rt->never_upstream = neverUpstream(*cfg, local);
     rt->config = std::move(cfg);
     return rt;
@@ -629,6 +630,7 @@ class Daemon {
     }
     snap.reloads_ok = self->reloads_ok_;
     snap.reloads_failed = self->reloads_failed_;
+    snap.stats = self->stats_.get();
     std::string text = renderMetrics(snap);
     evbuffer* body = evbuffer_new();
     evbuffer_add(body, text.data(), text.size());
@@ -727,6 +729,7 @@ class Daemon {
   SslCtxPtr sandbox_tls_;
   std::unique_ptr<mitm::UpstreamTls> upstream_tls_;
   std::shared_ptr<AddressCache> addresses_ = std::make_shared<AddressCache>();
+  std::shared_ptr<Stats> stats_ = std::make_shared<Stats>();
   std::vector<std::unique_ptr<Worker>> workers_;
   EventBasePtr main_base_;  // signals and metrics; declared before http_, which lives on it
   EvHttpPtr http_;

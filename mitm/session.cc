@@ -399,6 +399,7 @@ void Session::onUpstreamEvent(bufferevent* bev, short what, void* arg) {
 
 void Session::clientHandshakeDone() {
   client_ready_ = true;
+  summary_.sandbox_handshake = std::chrono::steady_clock::now() - started_;
   if (SSL* ssl = bufferevent_openssl_get_ssl(client_.get())) {
     summary_.tls_version = SSL_get_version(ssl);
   }
@@ -407,6 +408,7 @@ void Session::clientHandshakeDone() {
 
 void Session::upstreamHandshakeDone() {
   upstream_ready_ = true;
+  summary_.upstream_handshake = std::chrono::steady_clock::now() - started_;
   if (SSL* ssl = bufferevent_openssl_get_ssl(upstream_.get())) {
     if (upstream_tls_ != nullptr) {
       upstream_tls_->noteHandshake(ssl);

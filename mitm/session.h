@@ -81,6 +81,8 @@ class Session {
     std::vector<std::string> alpn;
     size_t exchanges = 0;
     bool upstream_resumed = false;
+    std::chrono::nanoseconds sandbox_handshake{0};   // 0: not completed
+    std::chrono::nanoseconds upstream_handshake{0};  // 0: not completed
   };
   using ExchangeFn = std::function<void(const ExchangeRecord&)>;
   using DoneFn = std::function<void(const Summary&)>;
@@ -158,6 +160,7 @@ class Session {
   void finish(std::string reason);
 
   event_base* base_ = nullptr;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   SessionOptions opts_;
   UpstreamTls* upstream_tls_ = nullptr;
   BevPtr client_;

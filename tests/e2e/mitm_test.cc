@@ -376,7 +376,13 @@ TEST_F(MitmTest, RepeatUpstreamConnectionsResumeTheirTlsSession) {
   };
   EXPECT_GE(metric("tollgate_upstream_tls_resumed_total"), 1) << m.out << s_->gatewayStderr();
   EXPECT_EQ(metric("tollgate_http_exchanges_total"), 3) << m.out;
-  EXPECT_EQ(metric("tollgate_credential_injections_total"), 3) << m.out;
+  EXPECT_EQ(metric("tollgate_credential_injections_total{credential=\"llm\"}"), 3) << m.out;
+  EXPECT_EQ(metric("tollgate_mitm_handshake_seconds_count{side=\"sandbox\"}"), 3) << m.out;
+  EXPECT_EQ(metric("tollgate_mitm_handshake_seconds_count{side=\"upstream\"}"), 3) << m.out;
+  EXPECT_EQ(metric("tollgate_upstream_connect_seconds_count"), 3) << m.out;
+  EXPECT_EQ(
+      metric("tollgate_sandbox_flows_total{sandbox=\"agents\",action=\"mitm\",reason=\"rule\"}"), 3)
+      << m.out;
 }
 
 TEST_F(MitmTest, ServerSentEventsArriveOneByOne) {

@@ -43,5 +43,29 @@ TEST(MetricsTest, NoLeafFamiliesWithoutACa) {
   EXPECT_EQ(text.find("leaf_cache"), std::string::npos);
 }
 
+
+TEST(MetricsTest, LabelledCountersAndHistogramsFollowTheExpositionFormat) {
+  Counters c;
+  Stats st;
+  st.flows.add(promLabels({{"sandbox", "agents"}, {"action", "deny"}, {"reason", "rule"}}), 2);
+  st.injections.add(promLabels({{"credential", "we\"ird"}}));
+  st.upstream_connect.observe(std::chrono::microseconds(700));   // <= 0.001
+  st.upstream_connect.observe(std::chrono::milliseconds(3));     // <= 0.005
+  st.upstream_connect.observe(std::chrono::seconds(10));         // +Inf only
+  MetricsSnapshot s{&c, std::nullopt, 0, 0, 0, std::nullopt, &st};
+  std::string text = renderMetrics(s);
+  EXPECT_NE(text.find("tollgate_sandbox_flows_total{sandbox=\"agents\",action=\"deny\",reason=\"rule\"} 2\n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("tollgate_credential_injections_total{credential=\"we\\\"ird\"} 1\n"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("tollgate_upstream_connect_seconds_bucket{le=\"0.0005\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tollgate_upstream_connect_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tollgate_upstream_connect_seconds_bucket{le=\"0.005\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tollgate_upstream_connect_seconds_bucket{le=\"2.5\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tollgate_upstream_connect_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tollgate_upstream_connect_seconds_count 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE tollgate_mitm_handshake_seconds histogram\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tollgate::gateway

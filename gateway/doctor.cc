@@ -431,9 +431,11 @@ void daemonFindings(const HostFacts& f, std::vector<Finding>& out) {
     running = d.answered;
     if (d.answered) {
       out.push_back(pass("daemon", "tollgate is running; " + d.control + " answered GET /status"));
-    } else if (!d.socket_exists) {
-      out.push_back(warn("daemon", "tollgate is not running (no control socket at " + d.control +
-                                       ")",
+    } else if (!d.socket_exists || d.refused) {
+      out.push_back(warn("daemon",
+                         std::string("tollgate is not running (") +
+                             (d.socket_exists ? "nobody listens on " : "no control socket at ") +
+                             d.control + ")",
                          "systemctl start tollgate (or tollgate run --config FILE)"));
     } else {
       out.push_back(fail("daemon",

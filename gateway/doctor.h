@@ -93,6 +93,7 @@ struct DaemonFacts {
   std::string control;
   bool socket_exists = false;
   bool answered = false;  // GET /status returned 200 with JSON
+  bool refused = false;   // the socket file is there but nobody listens (a stopped daemon)
   std::string error;      // why not
 };
 

@@ -394,6 +394,9 @@ DaemonFacts probeDaemon(const std::string& control, std::chrono::milliseconds ti
   sun.sun_family = AF_UNIX;
   std::memcpy(sun.sun_path, control.c_str(), control.size());
   if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
+    // A stopped daemon leaves its socket file behind: nobody listening is
+    // "not running", not "hung".
+    d.refused = errno == ECONNREFUSED;
     d.error = std::string("connect: ") + std::strerror(errno);
     return d;
   }

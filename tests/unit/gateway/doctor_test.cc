@@ -371,6 +371,10 @@ TEST(DoctorTest, DaemonAndTable) {
   f.nft_tables.clear();
   EXPECT_NE(detailOf(f, "tollgate_table").find("not captured"), std::string::npos);
   f.daemon->socket_exists = true;
+  f.daemon->refused = true;  // left behind by a stopped daemon
+  EXPECT_EQ(statusOf(f, "daemon"), Status::Warn);
+  EXPECT_NE(detailOf(f, "daemon").find("nobody listens"), std::string::npos);
+  f.daemon->refused = false;
   f.daemon->error = "no answer within the timeout";
   EXPECT_EQ(statusOf(f, "daemon"), Status::Fail);
   EXPECT_NE(detailOf(f, "daemon").find("no answer within the timeout"), std::string::npos);

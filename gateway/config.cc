@@ -210,13 +210,13 @@ std::optional<YAML::Mark> secondDocument(std::string_view text) {
 // can be checked against them.
 const std::vector<std::string> kRootKeys = {"gateway", "deny_cidrs", "sandboxes", "credentials"};
 const std::vector<std::string> kGatewayKeys = {
-    "interfaces", "capture",  "listen_port", "ipv6",    "state_dir",       "ca",
-    "upstream_ca", "resolvers", "static_hosts", "audit_log", "metrics",         "control",
-    "user",       "on_exit",  "peek_timeout_ms", "opaque_wait_ms", "deny_style", "dns_port"};
+    "interfaces",  "capture",   "listen_port",     "ipv6",           "state_dir",  "ca",
+    "upstream_ca", "resolvers", "static_hosts",    "audit_log",      "metrics",    "control",
+    "user",        "on_exit",   "peek_timeout_ms", "opaque_wait_ms", "deny_style", "dns_port"};
 const std::vector<std::string> kCaKeys = {"cert", "key"};
 const std::vector<std::string> kSandboxKeys = {"name", "sources", "default", "rules", "dns", "udp"};
-const std::vector<std::string> kRuleKeys = {"name",   "hosts",      "cidrs",
-                                            "ports",  "action",     "credentials"};
+const std::vector<std::string> kRuleKeys = {"name",  "hosts",  "cidrs",
+                                            "ports", "action", "credentials"};
 const std::vector<std::string> kUdpKeys = {"cidrs", "ports"};
 const std::vector<std::string> kCredentialKeys = {"source", "placeholder", "hosts", "inject"};
 const std::vector<std::string> kSourceKeys = {"env", "file", "credential"};
@@ -279,8 +279,7 @@ class Parser : private yaml::Reader {
 };
 
 void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
-  auto map =
-      readMap(node, key_mark, "gateway", kGatewayKeys);
+  auto map = readMap(node, key_mark, "gateway", kGatewayKeys);
   if (!map) {
     return;
   }
@@ -649,8 +648,8 @@ std::optional<Credential> Parser::parseCredential(const std::string& name, const
              fmt::format("{}.source: needs exactly one of env:, file: or credential:", what));
         ok = false;
       } else if (credential != nullptr) {
-        auto v = readString(credential->value, credential->key_node.Mark(),
-                            what + ".source.credential");
+        auto v =
+            readString(credential->value, credential->key_node.Mark(), what + ".source.credential");
         if (v && !isCredentialFileName(*v)) {
           fail(at(credential->value, credential->key_node.Mark()),
                fmt::format("{}.source.credential: {} is not a systemd credential name (a plain "
@@ -837,8 +836,7 @@ void Parser::checkPlaceholders() {
 
 std::optional<Rule> Parser::parseRule(const YAML::Node& node, const YAML::Mark& fallback,
                                       const std::string& what, size_t index) {
-  auto map =
-      readMap(node, fallback, what, kRuleKeys);
+  auto map = readMap(node, fallback, what, kRuleKeys);
   if (!map) {
     return std::nullopt;
   }
@@ -1213,8 +1211,7 @@ void Parser::parseDocument() {
   if (second_doc) {
     fail(*second_doc, "more than one YAML document ('---'); tollgate reads exactly one");
   }
-  auto root =
-      readMap(doc, doc.Mark(), "config", kRootKeys);
+  auto root = readMap(doc, doc.Mark(), "config", kRootKeys);
   if (!root) {
     return;
   }

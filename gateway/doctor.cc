@@ -92,8 +92,8 @@ void kernelFindings(const HostFacts& f, const ConfigSummary* cfg, std::vector<Fi
   }
   const std::string src = " (" + f.kernel_config_source + ")";
 
-  if (auto m = missing(f, {"CONFIG_NF_TABLES", "CONFIG_NF_TABLES_INET", "CONFIG_NFT_CT",
-                           "CONFIG_NF_CONNTRACK"});
+  if (auto m = missing(
+          f, {"CONFIG_NF_TABLES", "CONFIG_NF_TABLES_INET", "CONFIG_NFT_CT", "CONFIG_NF_CONNTRACK"});
       !m.empty()) {
     out.push_back(fail("kernel:nftables", m + src,
                        "tollgate needs nf_tables with the inet family and conntrack; use a "
@@ -105,9 +105,9 @@ void kernelFindings(const HostFacts& f, const ConfigSummary* cfg, std::vector<Fi
   const bool redirect = cfg == nullptr || cfg->capture == CaptureMode::Redirect;
   if (auto m = missing(f, {"CONFIG_NFT_NAT", "CONFIG_NFT_REDIR"}); !m.empty()) {
     std::string fix = "enable NFT_NAT and NFT_REDIR (nft `redirect`)";
-    out.push_back(redirect ? fail("kernel:redirect", m + src, fix)
-                           : warn("kernel:redirect", m + " (not used with capture: tproxy)" + src,
-                                  fix));
+    out.push_back(redirect
+                      ? fail("kernel:redirect", m + src, fix)
+                      : warn("kernel:redirect", m + " (not used with capture: tproxy)" + src, fix));
   } else {
     out.push_back(pass("kernel:redirect", "nft redirect available" + src));
   }
@@ -119,8 +119,10 @@ void kernelFindings(const HostFacts& f, const ConfigSummary* cfg, std::vector<Fi
       out.push_back(fail("kernel:tproxy", m + src,
                          "use capture: redirect, or a kernel with NFT_TPROXY and NFT_SOCKET"));
     } else {
-      out.push_back(pass("kernel:tproxy", "not available (" + m + "); not needed with capture: "
-                                              "redirect" + src));
+      out.push_back(pass("kernel:tproxy", "not available (" + m +
+                                              "); not needed with capture: "
+                                              "redirect" +
+                                              src));
     }
   } else {
     out.push_back(pass("kernel:tproxy", "nft tproxy and socket expressions available" + src));
@@ -131,11 +133,15 @@ void kernelFindings(const HostFacts& f, const ConfigSummary* cfg, std::vector<Fi
   if (native) {
     out.push_back(pass("kernel:queue", "native nft queue expression available" + src));
   } else if (compat) {
-    out.push_back(pass("kernel:queue", "no native nft queue (CONFIG_NFT_QUEUE not set); xt "
-                                       "NFQUEUE through nft compat is used instead" + src));
+    out.push_back(pass("kernel:queue",
+                       "no native nft queue (CONFIG_NFT_QUEUE not set); xt "
+                       "NFQUEUE through nft compat is used instead" +
+                           src));
   } else {
-    std::string detail = "neither CONFIG_NFT_QUEUE nor CONFIG_NFT_COMPAT + "
-                         "CONFIG_NETFILTER_XT_TARGET_NFQUEUE" + src;
+    std::string detail =
+        "neither CONFIG_NFT_QUEUE nor CONFIG_NFT_COMPAT + "
+        "CONFIG_NETFILTER_XT_TARGET_NFQUEUE" +
+        src;
     std::string fix = "sandboxes' udp: admissions need NFQUEUE; enable NFT_QUEUE";
     if (cfg != nullptr && cfg->has_udp) {
       out.push_back(fail("kernel:queue", detail, fix));
@@ -159,9 +165,8 @@ std::optional<bool> ownTablePresent(const HostFacts& f) {
   if (!f.nft_error.empty()) {
     return std::nullopt;
   }
-  return std::any_of(f.nft_tables.begin(), f.nft_tables.end(), [](const NftTable& t) {
-    return t.family == "inet" && t.name == kOwnTable;
-  });
+  return std::any_of(f.nft_tables.begin(), f.nft_tables.end(),
+                     [](const NftTable& t) { return t.family == "inet" && t.name == kOwnTable; });
 }
 
 void forwardingFinding(const HostFacts& f, std::string id, const std::string& sysctl,
@@ -222,8 +227,9 @@ void rpFilterFinding(const HostFacts& f, const ConfigSummary& cfg, std::vector<F
 
 void brNetfilterFinding(const HostFacts& f, const ConfigSummary* cfg, std::vector<Finding>& out) {
   if (!f.br_netfilter) {
-    out.push_back(pass("br_netfilter", "br_netfilter not loaded: bridged frames skip the IP "
-                                       "hooks, tollgate's capture sees routed traffic only"));
+    out.push_back(pass("br_netfilter",
+                       "br_netfilter not loaded: bridged frames skip the IP "
+                       "hooks, tollgate's capture sees routed traffic only"));
     return;
   }
   const bool tproxy = cfg != nullptr && cfg->capture == CaptureMode::Tproxy;
@@ -231,15 +237,17 @@ void brNetfilterFinding(const HostFacts& f, const ConfigSummary* cfg, std::vecto
       "br_netfilter loaded, net.bridge.bridge-nf-call-iptables = {}",
       f.bridge_nf_call_iptables ? std::to_string(*f.bridge_nf_call_iptables) : "unreadable");
   if (tproxy && f.bridge_nf_call_iptables.value_or(1) != 0) {
-    out.push_back(fail("br_netfilter", detail + ": TPROXY on bridged traffic fails (packets "
-                                                "reach INPUT and are reset)",
+    out.push_back(fail("br_netfilter",
+                       detail + ": TPROXY on bridged traffic fails (packets "
+                                "reach INPUT and are reset)",
                        "use capture: redirect, or sysctl -w "
                        "net.bridge.bridge-nf-call-iptables=0 (breaks Docker's bridge "
                        "filtering if Docker runs here)"));
     return;
   }
-  out.push_back(pass("br_netfilter", detail + (tproxy ? "" : "; capture: redirect works either "
-                                                             "way")));
+  out.push_back(pass("br_netfilter", detail + (tproxy ? ""
+                                                      : "; capture: redirect works either "
+                                                        "way")));
 }
 
 // --- nftables -------------------------------------------------------------
@@ -301,9 +309,9 @@ void nftFindings(const HostFacts& f, const ConfigSummary* cfg, std::vector<Findi
         early_nat.push_back(chainLabel(c));
       }
     }
-    std::string ports = cfg == nullptr ? "tollgate's listen_port and dns_port"
-                                       : fmt::format("TCP {} and TCP/UDP {}", cfg->listen_port,
-                                                     cfg->dns_port);
+    std::string ports = cfg == nullptr
+                            ? "tollgate's listen_port and dns_port"
+                            : fmt::format("TCP {} and TCP/UDP {}", cfg->listen_port, cfg->dns_port);
     if (input_drop.empty()) {
       out.push_back(pass("nft_input_drop", "no other input chain with policy drop"));
     } else {
@@ -311,18 +319,21 @@ void nftFindings(const HostFacts& f, const ConfigSummary* cfg, std::vector<Findi
                          "input chains with policy drop: " + join(input_drop) +
                              ": redirected sandbox connections arrive on input and are dropped "
                              "unless accepted there",
-                         "accept " + ports + " from the sandbox interfaces in that firewall "
-                                             "(e.g. iifname br0 tcp dport " +
+                         "accept " + ports +
+                             " from the sandbox interfaces in that firewall "
+                             "(e.g. iifname br0 tcp dport " +
                              (cfg ? std::to_string(cfg->listen_port) : std::string("15001")) +
                              " accept)"));
     }
     if (early_nat.empty()) {
-      out.push_back(pass("nft_early_nat", "no other prerouting chain runs before tollgate's "
-                                          "capture"));
+      out.push_back(pass("nft_early_nat",
+                         "no other prerouting chain runs before tollgate's "
+                         "capture"));
     } else {
       out.push_back(warn("nft_early_nat",
                          "prerouting chains that run before tollgate's capture (priority -110) "
-                         "or drop: " + join(early_nat),
+                         "or drop: " +
+                             join(early_nat),
                          "make sure they neither rewrite nor drop traffic from the sandbox "
                          "interfaces"));
     }
@@ -348,21 +359,22 @@ void interfaceFindings(const HostFacts& f, const ConfigSummary& cfg, std::vector
       continue;
     }
     if (i.ipv4.empty()) {
-      out.push_back(fail(id, i.name + " has no IPv4 address: redirected connections land on it",
-                         "ip addr add 10.77.0.1/24 dev " + i.name +
-                             " (the sandboxes' gateway address)"));
+      out.push_back(
+          fail(id, i.name + " has no IPv4 address: redirected connections land on it",
+               "ip addr add 10.77.0.1/24 dev " + i.name + " (the sandboxes' gateway address)"));
       continue;
     }
-    std::string detail = fmt::format("{}{}, {}", i.up ? "up" : "DOWN",
-                                     i.is_bridge ? ", bridge" : "", join(i.ipv4));
+    std::string detail =
+        fmt::format("{}{}, {}", i.up ? "up" : "DOWN", i.is_bridge ? ", bridge" : "", join(i.ipv4));
     if (!i.ipv6.empty()) {
       detail += ", " + join(i.ipv6);
     }
     if (!i.up) {
       out.push_back(warn(id, detail, "ip link set " + i.name + " up"));
     } else if (cfg.ipv6 == Ipv6Mode::Capture && i.ipv6.empty()) {
-      out.push_back(warn(id, detail + "; ipv6: capture but no global IPv6 address, so sandbox "
-                                      "IPv6 TCP has nowhere to be redirected (it is dropped)",
+      out.push_back(warn(id,
+                         detail + "; ipv6: capture but no global IPv6 address, so sandbox "
+                                  "IPv6 TCP has nowhere to be redirected (it is dropped)",
                          "add an IPv6 address (e.g. ip addr add fd77::1/64 dev " + i.name +
                              ") or set ipv6: block"));
     } else {
@@ -390,33 +402,36 @@ void caFindings(const HostFacts& f, const ConfigSummary& cfg, std::vector<Findin
     return;
   }
   auto bad = [&](std::string detail, std::string fix) {
-    return cfg.needs_ca ? fail("ca", std::move(detail), std::move(fix))
-                        : warn("ca", std::move(detail) + " (no mitm rules use it yet)",
-                               std::move(fix));
+    return cfg.needs_ca
+               ? fail("ca", std::move(detail), std::move(fix))
+               : warn("ca", std::move(detail) + " (no mitm rules use it yet)", std::move(fix));
   };
   if (!ca.cert_exists || !ca.key_exists) {
     out.push_back(bad(std::string("only the ") + (ca.cert_exists ? "certificate" : "key") +
                           " of the CA exists (" + cfg.ca_cert + ", " + cfg.ca_key + ")",
                       "restore the missing file, or move both away and " + init));
   } else if (ca.key_mode && (*ca.key_mode & 077) != 0) {
-    out.push_back(bad(fmt::format("CA key {} has mode {:04o}: readable by others", cfg.ca_key,
-                                  *ca.key_mode),
-                      "chmod 600 " + cfg.ca_key + ", and rotate the CA if others may have "
-                                                  "read it"));
+    out.push_back(
+        bad(fmt::format("CA key {} has mode {:04o}: readable by others", cfg.ca_key, *ca.key_mode),
+            "chmod 600 " + cfg.ca_key +
+                ", and rotate the CA if others may have "
+                "read it"));
   } else if (ca.key_uid && *ca.key_uid != f.euid) {
     out.push_back(bad(fmt::format("CA key {} is owned by uid {}, not uid {} that runs tollgate "
                                   "(it refuses such a key)",
                                   cfg.ca_key, *ca.key_uid, f.euid),
-                      "chown root " + cfg.ca_key + " (tollgate loads it before dropping to "
-                                                   "gateway.user)"));
+                      "chown root " + cfg.ca_key +
+                          " (tollgate loads it before dropping to "
+                          "gateway.user)"));
   } else if (!ca.load_error.empty()) {
     out.push_back(bad(ca.load_error, "fix the file named, or tollgate ca rotate --dir " + dir));
   } else if (ca.not_after && *ca.not_after - f.now < kCaWarnSeconds) {
     out.push_back(warn("ca",
                        fmt::format("CA {} expires on {} ({} days)", cfg.ca_cert,
                                    utcDate(*ca.not_after), (*ca.not_after - f.now) / 86400),
-                       "tollgate ca rotate --dir " + dir + ", then add the new ca.crt to the "
-                       "sandboxes' trust stores before the old one expires"));
+                       "tollgate ca rotate --dir " + dir +
+                           ", then add the new ca.crt to the "
+                           "sandboxes' trust stores before the old one expires"));
   } else {
     out.push_back(pass("ca", fmt::format("{} valid until {}; key 0600, owner uid {}", cfg.ca_cert,
                                          ca.not_after ? utcDate(*ca.not_after) : "?", f.euid)));
@@ -438,8 +453,7 @@ void daemonFindings(const HostFacts& f, std::vector<Finding>& out) {
                              d.control + ")",
                          "systemctl start tollgate (or tollgate run --config FILE)"));
     } else {
-      out.push_back(fail("daemon",
-                         d.control + " exists but did not answer: " + d.error,
+      out.push_back(fail("daemon", d.control + " exists but did not answer: " + d.error,
                          "a crashed or hung daemon: journalctl -u tollgate, then systemctl "
                          "restart tollgate"));
     }
@@ -455,8 +469,9 @@ void daemonFindings(const HostFacts& f, std::vector<Finding>& out) {
                        "(fail closed after a stop with on_exit: block, or a crash)",
                        "start tollgate, or `tollgate down` to release the sandboxes uncaptured"));
   } else if (running) {
-    out.push_back(fail("tollgate_table", "tollgate answers but its table inet tollgate is "
-                                         "missing: sandbox traffic is not captured",
+    out.push_back(fail("tollgate_table",
+                       "tollgate answers but its table inet tollgate is "
+                       "missing: sandbox traffic is not captured",
                        "someone ran `nft flush ruleset` or `tollgate down`: systemctl restart "
                        "tollgate"));
   } else {
@@ -526,9 +541,10 @@ const std::vector<KernelNeed>& kernelSymbols() {
 std::vector<Finding> evaluate(const HostFacts& f) {
   std::vector<Finding> out;
   if (f.euid != 0) {
-    out.push_back(warn("privileges", fmt::format("running as uid {}, not root: nftables and the "
-                                                 "CA key may not be readable",
-                                                 f.euid),
+    out.push_back(warn("privileges",
+                       fmt::format("running as uid {}, not root: nftables and the "
+                                   "CA key may not be readable",
+                                   f.euid),
                        "run `sudo tollgate doctor` for the full survey"));
   } else {
     out.push_back(pass("privileges", "running as root"));
@@ -545,19 +561,20 @@ std::vector<Finding> evaluate(const HostFacts& f) {
       detail += fmt::format(" (and {} more)", f.config_errors.size() - shown.size());
     }
     if (!f.config_given && !f.config_found) {
-      out.push_back(warn("config", "no config at " + f.config_path +
-                                       "; checks of interfaces, CA and daemon skipped",
-                         "pass --config FILE"));
+      out.push_back(
+          warn("config",
+               "no config at " + f.config_path + "; checks of interfaces, CA and daemon skipped",
+               "pass --config FILE"));
     } else {
       out.push_back(fail("config", detail,
                          "`tollgate check --config " + f.config_path +
                              "` lists every error; keys are described in docs/config.md"));
     }
   } else if (cfg != nullptr) {
-    out.push_back(pass("config", fmt::format("{} is valid: interfaces {}, capture {}",
-                                             f.config_path, join(cfg->interfaces),
-                                             cfg->capture == CaptureMode::Redirect ? "redirect"
-                                                                                   : "tproxy")));
+    out.push_back(pass(
+        "config",
+        fmt::format("{} is valid: interfaces {}, capture {}", f.config_path, join(cfg->interfaces),
+                    cfg->capture == CaptureMode::Redirect ? "redirect" : "tproxy")));
   }
 
   kernelFindings(f, cfg, out);

@@ -36,8 +36,8 @@ struct ConfigSummary {
   OnExit on_exit = OnExit::Block;
   uint16_t listen_port = 15001;
   uint16_t dns_port = 15053;
-  bool needs_ca = false;   // some rule has action: mitm
-  bool has_udp = false;    // some sandbox admits UDP (NFQUEUE)
+  bool needs_ca = false;  // some rule has action: mitm
+  bool has_udp = false;   // some sandbox admits UDP (NFQUEUE)
   std::string ca_cert;
   std::string ca_key;
   std::string control;
@@ -85,8 +85,8 @@ struct CaFacts {
   bool key_exists = false;
   std::optional<uint32_t> key_mode;  // st_mode & 07777
   std::optional<uint32_t> key_uid;
-  std::optional<time_t> not_after;   // when the certificate could be parsed
-  std::string load_error;            // ca::Authority::load's message; "" when it loaded
+  std::optional<time_t> not_after;  // when the certificate could be parsed
+  std::string load_error;           // ca::Authority::load's message; "" when it loaded
 };
 
 struct DaemonFacts {
@@ -105,20 +105,20 @@ struct HostFacts {
   std::string kernel_release;
 
   std::string config_path;
-  bool config_given = false;            // --config was passed (else the default path was tried)
-  bool config_found = true;             // false: the (default) file does not exist
+  bool config_given = false;               // --config was passed (else the default path was tried)
+  bool config_found = true;                // false: the (default) file does not exist
   std::vector<std::string> config_errors;  // FILE:LINE:COL: message
-  std::optional<ConfigSummary> config;  // set when the config loaded
+  std::optional<ConfigSummary> config;     // set when the config loaded
 
-  std::optional<int> ip_forward;          // net.ipv4.ip_forward
-  std::optional<int> ipv6_forwarding;     // net.ipv6.conf.all.forwarding
-  std::optional<int> rp_filter_all;       // net.ipv4.conf.all.rp_filter
-  bool br_netfilter = false;              // /proc/sys/net/bridge exists
+  std::optional<int> ip_forward;       // net.ipv4.ip_forward
+  std::optional<int> ipv6_forwarding;  // net.ipv6.conf.all.forwarding
+  std::optional<int> rp_filter_all;    // net.ipv4.conf.all.rp_filter
+  bool br_netfilter = false;           // /proc/sys/net/bridge exists
   std::optional<int> bridge_nf_call_iptables;
   std::optional<int> bridge_nf_call_ip6tables;
 
   bool kernel_config_known = false;
-  std::string kernel_config_source;  // "/proc/config.gz", "/boot/config-<release>"
+  std::string kernel_config_source;            // "/proc/config.gz", "/boot/config-<release>"
   std::map<std::string, KernelSymbol> kernel;  // "CONFIG_NFT_TPROXY" -> state
 
   std::string nft_error;  // "" when the dump worked

@@ -196,8 +196,8 @@ std::string hookName(uint32_t family, uint32_t hook) {
     static const char* kArp[] = {"input", "output", "forward"};
     return hook < 3 ? kArp[hook] : std::to_string(hook);
   }
-  static const char* kInet[] = {"prerouting", "input", "forward", "output", "postrouting",
-                                "ingress"};
+  static const char* kInet[] = {"prerouting", "input",       "forward",
+                                "output",     "postrouting", "ingress"};
   return hook < 6 ? kInet[hook] : std::to_string(hook);
 }
 
@@ -221,8 +221,8 @@ int chainCb(const nlmsghdr* nlh, void* data) {
   }
   auto* out = static_cast<std::vector<NftChain>*>(data);
   auto str = [&](uint16_t attr) {
-    const char* s = nftnl_chain_is_set(c.get(), attr) ? nftnl_chain_get_str(c.get(), attr)
-                                                      : nullptr;
+    const char* s =
+        nftnl_chain_is_set(c.get(), attr) ? nftnl_chain_get_str(c.get(), attr) : nullptr;
     return std::string(s != nullptr ? s : "");
   };
   uint32_t family = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY);
@@ -241,8 +241,7 @@ int chainCb(const nlmsghdr* nlh, void* data) {
 
 // One NLM_F_DUMP request of `msg_type` over all families; `cb` gets each
 // answer. Empty string on success, else why not.
-std::string nftDump(uint16_t msg_type, mnl_cb_t cb, void* data,
-                    std::chrono::milliseconds timeout) {
+std::string nftDump(uint16_t msg_type, mnl_cb_t cb, void* data, std::chrono::milliseconds timeout) {
   MnlSocket nl(mnl_socket_open(NETLINK_NETFILTER));
   if (!nl) {
     return std::string("netlink socket: ") + std::strerror(errno);

@@ -8,9 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "scenario.h"
 
@@ -182,7 +181,8 @@ TEST(DoctorTest, SeesTheRunningGatewayThenTheFailClosedTable) {
   EXPECT_EQ(d.status("daemon"), "pass") << d.dump();
   EXPECT_EQ(d.status("tollgate_table"), "pass") << d.dump();
   EXPECT_EQ(d.status("ip_forward"), "pass") << d.detail("ip_forward");
-  EXPECT_EQ(d.status("nft_tables"), "pass") << d.detail("nft_tables");  // its own table is no tool's
+  EXPECT_EQ(d.status("nft_tables"), "pass")
+      << d.detail("nft_tables");  // its own table is no tool's
   EXPECT_EQ(d.status("nft_input_drop"), "pass") << d.detail("nft_input_drop");
   EXPECT_EQ(d.status("interface:tgbr0"), "pass") << d.detail("interface:tgbr0");
   EXPECT_EQ(d.json["summary"]["fail"], 0) << d.dump();

@@ -61,12 +61,12 @@ TEST_P(ConfigCredentialBadNameTest, RejectsWithPosition) {
       << errors->front().message;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Names, ConfigCredentialBadNameTest,
-    ::testing::Values(BadName{"/run/secrets/k", 27}, BadName{"a/b", 27}, BadName{"\".\"", 27},
-                      BadName{"\"..\"", 27}, BadName{"\"../k\"", 27},
-                      BadName{"\"a\\tb\"", 27}, BadName{"\"a\\nb\"", 27},
-                      BadName{std::string(256, 'x'), 27}));
+INSTANTIATE_TEST_SUITE_P(Names, ConfigCredentialBadNameTest,
+                         ::testing::Values(BadName{"/run/secrets/k", 27}, BadName{"a/b", 27},
+                                           BadName{"\".\"", 27}, BadName{"\"..\"", 27},
+                                           BadName{"\"../k\"", 27}, BadName{"\"a\\tb\"", 27},
+                                           BadName{"\"a\\nb\"", 27},
+                                           BadName{std::string(256, 'x'), 27}));
 
 TEST(ConfigCredentialSourceTest, AcceptsA255ByteName) {
   auto r = parseSource("{ credential: " + std::string(255, 'x') + " }");
@@ -83,10 +83,10 @@ TEST(ConfigCredentialSourceTest, ExactlyOneSource) {
   for (const std::string src :
        {"{ credential: k, env: K }", "{ credential: k, file: /run/k }", "{}"}) {
     auto r = parseSource(src);
-    EXPECT_NE(firstError(r).find(
-                  "t.yaml:3:13: credentials.k.source: needs exactly one of env:, file: or "
-                  "credential:"),
-              std::string::npos)
+    EXPECT_NE(
+        firstError(r).find("t.yaml:3:13: credentials.k.source: needs exactly one of env:, file: or "
+                           "credential:"),
+        std::string::npos)
         << src << ": " << firstError(r);
   }
 }

@@ -67,8 +67,8 @@ TEST(ConfigReferenceTest, EveryDocumentedKeyIsKnownToTheLoader) {
   std::vector<std::string> known = knownConfigKeys();
   std::set<std::string> loader(known.begin(), known.end());
   for (const std::string& key : documented) {
-    EXPECT_TRUE(loader.count(key)) << "docs/config.md documents `" << key
-                                   << "`, which the loader does not accept";
+    EXPECT_TRUE(loader.count(key))
+        << "docs/config.md documents `" << key << "`, which the loader does not accept";
   }
 }
 

@@ -19,8 +19,7 @@ ConfigSummary config(const std::string& extra_gateway = "", const std::string& r
   std::string yaml =
       "gateway:\n  interfaces: [br0]\n"
       "  ca: { cert: /srv/ca/ca.crt, key: /srv/ca/ca.key }\n" +
-      extra_gateway +
-      "sandboxes:\n  - name: a\n    sources: [10.77.0.0/24]\n" + rules;
+      extra_gateway + "sandboxes:\n  - name: a\n    sources: [10.77.0.0/24]\n" + rules;
   auto r = parseConfig(yaml, "t.yaml");
   EXPECT_TRUE(std::holds_alternative<Config>(r));
   return summarize(std::get<Config>(r));
@@ -99,11 +98,11 @@ TEST(DoctorTest, HealthyHostPassesEverything) {
     EXPECT_EQ(x.status, Status::Pass) << x.id << ": " << x.detail;
     EXPECT_TRUE(x.fix.empty()) << x.id;
   }
-  for (const char* id : {"privileges", "config", "kernel:nftables", "kernel:redirect",
-                         "kernel:tproxy", "kernel:queue", "kernel:reject", "ip_forward",
-                         "ipv6_forwarding", "rp_filter", "br_netfilter", "nft_tables",
-                         "nft_input_drop", "nft_early_nat", "interface:br0", "ca", "daemon",
-                         "tollgate_table"}) {
+  for (const char* id :
+       {"privileges", "config", "kernel:nftables", "kernel:redirect", "kernel:tproxy",
+        "kernel:queue", "kernel:reject", "ip_forward", "ipv6_forwarding", "rp_filter",
+        "br_netfilter", "nft_tables", "nft_input_drop", "nft_early_nat", "interface:br0", "ca",
+        "daemon", "tollgate_table"}) {
     EXPECT_NE(find(findings, id), nullptr) << id;
   }
   EXPECT_EQ(exitCode(findings, true), 0);

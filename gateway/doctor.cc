@@ -438,6 +438,57 @@ void caFindings(const HostFacts& f, const ConfigSummary& cfg, std::vector<Findin
   }
 }
 
+void credentialFindings(const HostFacts& f, std::vector<Finding>& out) {
+  for (const CredentialFacts& c : f.credentials) {
+    const std::string id = "credential:" + c.source.name;
+    const std::string& ref = c.source.ref;
+    switch (c.source.kind) {
+      case CredentialSource::Env:
+        out.push_back(pass(id, "from the environment variable " + ref +
+                                   " of the tollgate process (not visible from here)"));
+        break;
+      case CredentialSource::File:
+        if (c.exists && !*c.exists) {
+          out.push_back(fail(id, "secret file " + ref + " does not exist",
+                             "create it (mode 0600, owned by root) or fix "
+                             "credentials." +
+                                 c.source.name + ".source.file"));
+        } else if (c.mode && (*c.mode & 077) != 0) {
+          out.push_back(warn(
+              id, fmt::format("secret file {} has mode {:04o}: readable by others", ref, *c.mode),
+              "chmod 600 " + ref + ", or use source: { credential: " + c.source.name +
+                  " } with LoadCredential="));
+        } else if (c.exists) {
+          out.push_back(pass(id, "secret file " + ref + " exists (not read)"));
+        }
+        break;
+      case CredentialSource::Credential:
+        if (c.exists) {
+          if (*c.exists) {
+            out.push_back(pass(id, "$CREDENTIALS_DIRECTORY/" + ref + " exists (not read)"));
+          } else {
+            out.push_back(fail(id, "$CREDENTIALS_DIRECTORY/" + ref + " does not exist",
+                               "add LoadCredential=" + ref + ":/path/to/secret to the unit"));
+          }
+        } else if (!c.unit_line_in) {
+          out.push_back(warn(
+              id, "systemd credential '" + ref + "', but no tollgate.service was found to check",
+              "run tollgate under systemd with LoadCredential=" + ref +
+                  ":/path/to/secret (outside systemd, use source: file or env)"));
+        } else if (c.unit_line_in->empty()) {
+          out.push_back(fail(
+              id,
+              "systemd credential '" + ref + "' is not loaded by tollgate.service or its drop-ins",
+              "systemctl edit tollgate: [Service] LoadCredential=" + ref +
+                  ":/path/to/secret (or LoadCredentialEncrypted=)"));
+        } else {
+          out.push_back(pass(id, "systemd credential '" + ref + "' loaded in " + *c.unit_line_in));
+        }
+        break;
+    }
+  }
+}
+
 void daemonFindings(const HostFacts& f, std::vector<Finding>& out) {
   auto table = ownTablePresent(f);
   bool running = false;
@@ -507,6 +558,9 @@ ConfigSummary summarize(const Config& config) {
   s.ca_key = g.ca_key;
   s.control = g.control;
   s.user = g.user;
+  for (const auto& [name, cred] : config.credentials) {
+    s.credentials.push_back(CredentialRef{name, cred.source.kind, cred.source.ref});
+  }
   for (const Sandbox& sb : config.sandboxes) {
     s.has_udp = s.has_udp || !sb.udp.empty();
     s.needs_ca = s.needs_ca || sb.default_action == Action::Mitm;
@@ -588,6 +642,7 @@ std::vector<Finding> evaluate(const HostFacts& f) {
   if (cfg != nullptr) {
     interfaceFindings(f, *cfg, out);
     caFindings(f, *cfg, out);
+    credentialFindings(f, out);
   }
   daemonFindings(f, out);
   return out;

@@ -28,6 +28,13 @@ struct Finding {
   std::string fix;     // what to do; empty for a pass
 };
 
+// Where a credential's real value comes from (never the value itself).
+struct CredentialRef {
+  std::string name;
+  CredentialSource::Kind kind = CredentialSource::Env;
+  std::string ref;
+};
+
 // What evaluate() needs from the config (derived by summarize()).
 struct ConfigSummary {
   std::vector<std::string> interfaces;
@@ -42,6 +49,7 @@ struct ConfigSummary {
   std::string ca_key;
   std::string control;
   std::optional<std::string> user;
+  std::vector<CredentialRef> credentials;
 };
 ConfigSummary summarize(const Config& config);
 
@@ -89,6 +97,20 @@ struct CaFacts {
   std::string load_error;           // ca::Authority::load's message; "" when it loaded
 };
 
+// A credential source as seen from here; secret values are never read.
+struct CredentialFacts {
+  CredentialRef source;
+  // File: whether the file exists, and its mode. Credential: whether
+  // $CREDENTIALS_DIRECTORY/NAME exists (only known when doctor runs inside
+  // the service, e.g. as ExecStartPre).
+  std::optional<bool> exists;
+  std::optional<uint32_t> mode;
+  // Credential, outside the service: the unit file or drop-in that has
+  // LoadCredential[Encrypted]=NAME:... ("" when none does); nullopt when no
+  // tollgate.service was found at all.
+  std::optional<std::string> unit_line_in;
+};
+
 struct DaemonFacts {
   std::string control;
   bool socket_exists = false;
@@ -126,8 +148,9 @@ struct HostFacts {
   std::vector<NftChain> nft_chains;
   std::vector<std::string> legacy_iptables;  // /proc/net/ip{,6}_tables_names, as "ip filter"
 
-  std::vector<InterfaceFacts> interfaces;  // one per configured interface
-  std::optional<CaFacts> ca;               // probed when a config loaded
+  std::vector<InterfaceFacts> interfaces;    // one per configured interface
+  std::optional<CaFacts> ca;                 // probed when a config loaded
+  std::vector<CredentialFacts> credentials;  // one per credentials: entry
   std::optional<DaemonFacts> daemon;
 };
 

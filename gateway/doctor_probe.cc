@@ -22,8 +22,10 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -366,6 +368,65 @@ CaFacts probeCa(const ConfigSummary& cfg) {
   return ca;
 }
 
+// --- credentials (existence only; values are never read) -----------------
+
+// The unit file or drop-in of tollgate.service that loads credential `name`:
+// "" if none does, nullopt if there is no tollgate.service at all.
+std::optional<std::string> unitLoading(const std::string& name,
+                                       const std::vector<std::string>& unit_dirs) {
+  std::vector<std::string> files;
+  for (const std::string& dir : unit_dirs) {
+    if (exists(dir + "/tollgate.service")) {
+      files.push_back(dir + "/tollgate.service");
+    }
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir + "/tollgate.service.d", ec)) {
+      if (e.path().extension() == ".conf") {
+        files.push_back(e.path().string());
+      }
+    }
+  }
+  if (files.empty()) {
+    return std::nullopt;
+  }
+  for (const std::string& file : files) {
+    for (std::string line : readLines(file)) {
+      line.erase(0, line.find_first_not_of(" \t"));
+      for (const char* key : {"LoadCredential=", "LoadCredentialEncrypted="}) {
+        if (line.starts_with(std::string(key) + name + ":") || line == std::string(key) + name) {
+          return file;
+        }
+      }
+    }
+  }
+  return std::string();
+}
+
+std::vector<CredentialFacts> probeCredentials(const ConfigSummary& cfg,
+                                              const std::vector<std::string>& unit_dirs) {
+  std::vector<CredentialFacts> out;
+  const char* cred_dir = std::getenv("CREDENTIALS_DIRECTORY");
+  for (const CredentialRef& ref : cfg.credentials) {
+    CredentialFacts c;
+    c.source = ref;
+    struct stat st {};
+    if (ref.kind == CredentialSource::File) {
+      c.exists = ::stat(ref.ref.c_str(), &st) == 0;
+      if (*c.exists) {
+        c.mode = st.st_mode & 07777;
+      }
+    } else if (ref.kind == CredentialSource::Credential) {
+      if (cred_dir != nullptr && *cred_dir != '\0') {
+        c.exists = ::stat((std::string(cred_dir) + "/" + ref.ref).c_str(), &st) == 0;
+      } else {
+        c.unit_line_in = unitLoading(ref.ref, unit_dirs);
+      }
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 // --- daemon ---------------------------------------------------------------
 
 DaemonFacts probeDaemon(const std::string& control, std::chrono::milliseconds timeout) {
@@ -471,6 +532,7 @@ HostFacts probeHost(const ProbeOptions& options) {
   if (f.config) {
     probeInterfaces(f, f.config->interfaces);
     f.ca = probeCa(*f.config);
+    f.credentials = probeCredentials(*f.config, options.unit_dirs);
   }
   f.daemon = probeDaemon(f.config ? f.config->control : GatewayConfig{}.control, options.timeout);
   return f;

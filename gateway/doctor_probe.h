@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "gateway/doctor.h"
 
@@ -18,6 +19,10 @@ struct ProbeOptions {
   bool config_given = false;  // --config was passed: a missing file is a failure
   // Bound on the control-socket exchange and on each netlink receive.
   std::chrono::milliseconds timeout{2000};
+  // Where tollgate.service and its drop-ins are looked for (credential
+  // checks); a test seam.
+  std::vector<std::string> unit_dirs = {"/etc/systemd/system", "/run/systemd/system",
+                                        "/usr/lib/systemd/system", "/lib/systemd/system"};
 };
 
 // Collects the facts of the calling thread's network namespace and the

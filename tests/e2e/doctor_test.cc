@@ -195,6 +195,48 @@ TEST(DoctorTest, SeesTheRunningGatewayThenTheFailClosedTable) {
   EXPECT_NE(after.detail("tollgate_table").find("blocked"), std::string::npos);
 }
 
+TEST(DoctorTest, ChecksThatSecretSourcesExistWithoutReadingThem) {
+  char tmpl[] = "/tmp/tg-doctor-cred-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  fs::create_directory(dir + "/creds");
+  std::ofstream(dir + "/creds/tok") << "secret-value-1\n";
+  std::ofstream(dir + "/file-secret") << "secret-value-2\n";
+  fs::permissions(dir + "/file-secret",
+                  fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  const std::string config = dir + "/c.yaml";
+  std::ofstream(config) << "gateway:\n  interfaces: [lo]\n  control: " << dir << "/ctl.sock\n"
+                        << "sandboxes:\n  - name: a\n    sources: [10.77.0.0/24]\n"
+                        << "credentials:\n"
+                        << "  tok:\n    source: { credential: tok }\n"
+                        << "    placeholder: tgph_tok_0123456789abcdef0123\n"
+                        << "    hosts: [a.example]\n    inject: { header: X-Tok }\n"
+                        << "  gone:\n    source: { credential: gone }\n"
+                        << "    placeholder: tgph_gone_0123456789abcdef0123\n"
+                        << "    hosts: [a.example]\n    inject: { header: X-Gone }\n"
+                        << "  f:\n    source: { file: " << dir << "/file-secret }\n"
+                        << "    placeholder: tgph_f_0123456789abcdef0123\n"
+                        << "    hosts: [a.example]\n    inject: { header: X-F }\n";
+  // As under systemd (ExecStartPre=tollgate doctor): $CREDENTIALS_DIRECTORY set.
+  auto run = harness::runCommand("",
+                                 {"env", "CREDENTIALS_DIRECTORY=" + dir + "/creds", TOLLGATE_BINARY,
+                                  "doctor", "--json", "--config", config},
+                                 20s);
+  auto j = nlohmann::json::parse(run.out, nullptr, false);
+  std::map<std::string, nlohmann::json> by_id;
+  for (const auto& f : j.value("findings", nlohmann::json::array())) {
+    by_id[f.value("id", "")] = f;
+  }
+  fs::remove_all(dir);
+  ASSERT_TRUE(j.is_object()) << run.out << run.err;
+  EXPECT_EQ(by_id["credential:tok"].value("status", ""), "pass") << run.out;
+  EXPECT_EQ(by_id["credential:gone"].value("status", ""), "fail") << run.out;
+  EXPECT_EQ(by_id["credential:f"].value("status", ""), "warn") << run.out;
+  EXPECT_NE(by_id["credential:f"].value("detail", "").find("mode 0444"), std::string::npos);
+  // Values are never read, so they cannot leak into the report.
+  EXPECT_EQ(run.out.find("secret-value"), std::string::npos);
+}
+
 TEST(DoctorTest, UsageErrorsExitTwoAndHelpWorks) {
   EXPECT_EQ(harness::runCommand("", {TOLLGATE_BINARY, "doctor", "--bogus"}, 10s).exit_code, 2);
   auto help = harness::runCommand("", {TOLLGATE_BINARY, "doctor", "--help"}, 10s);

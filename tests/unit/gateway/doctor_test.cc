@@ -360,6 +360,61 @@ TEST(DoctorTest, CaKeyAndExpiry) {
   EXPECT_NE(detailOf(f, "ca").find("only the certificate"), std::string::npos);
 }
 
+TEST(DoctorTest, CredentialSourcesAreCheckedWithoutReadingThem) {
+  HostFacts f = healthy();
+  f.config =
+      config("",
+             "credentials:\n"
+             "  e:\n    source: { env: E }\n    placeholder: tgph_e_0123456789abcdef0123\n"
+             "    hosts: [a.example]\n    inject: { header: X-E }\n"
+             "  f:\n    source: { file: /srv/f }\n    placeholder: tgph_f_0123456789abcdef0123\n"
+             "    hosts: [a.example]\n    inject: { header: X-F }\n"
+             "  c:\n    source: { credential: cc }\n    placeholder: tgph_c_0123456789abcdef0123\n"
+             "    hosts: [a.example]\n    inject: { header: X-C }\n");
+  ASSERT_EQ(f.config->credentials.size(), 3u);
+  auto facts = [&](const std::string& name) {
+    for (const CredentialRef& r : f.config->credentials) {
+      if (r.name == name) {
+        CredentialFacts c;
+        c.source = r;
+        return c;
+      }
+    }
+    ADD_FAILURE() << name;
+    return CredentialFacts{};
+  };
+  CredentialFacts e = facts("e");
+  CredentialFacts file = facts("f");
+  CredentialFacts cred = facts("c");
+  EXPECT_EQ(cred.source.kind, CredentialSource::Credential);
+  EXPECT_EQ(cred.source.ref, "cc");
+
+  file.exists = true;
+  file.mode = 0600;
+  cred.unit_line_in = "/etc/systemd/system/tollgate.service.d/creds.conf";
+  f.credentials = {e, file, cred};
+  EXPECT_EQ(statusOf(f, "credential:e"), Status::Pass);
+  EXPECT_EQ(statusOf(f, "credential:f"), Status::Pass);
+  EXPECT_EQ(statusOf(f, "credential:c"), Status::Pass);
+  EXPECT_NE(detailOf(f, "credential:c").find("creds.conf"), std::string::npos);
+
+  f.credentials[1].mode = 0644;
+  EXPECT_EQ(statusOf(f, "credential:f"), Status::Warn);
+  f.credentials[1].exists = false;
+  f.credentials[1].mode.reset();
+  EXPECT_EQ(statusOf(f, "credential:f"), Status::Fail);
+
+  f.credentials[2].unit_line_in = "";  // units found, none loads it
+  EXPECT_EQ(statusOf(f, "credential:c"), Status::Fail);
+  EXPECT_NE(detailOf(f, "credential:c").find("not loaded by tollgate.service"), std::string::npos);
+  f.credentials[2].unit_line_in.reset();  // no unit at all
+  EXPECT_EQ(statusOf(f, "credential:c"), Status::Warn);
+  f.credentials[2].exists = true;  // inside the service
+  EXPECT_EQ(statusOf(f, "credential:c"), Status::Pass);
+  f.credentials[2].exists = false;
+  EXPECT_EQ(statusOf(f, "credential:c"), Status::Fail);
+}
+
 TEST(DoctorTest, DaemonAndTable) {
   HostFacts f = healthy();
   f.daemon->answered = false;

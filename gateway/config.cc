@@ -93,6 +93,18 @@ bool isInterfaceName(std::string_view s) {
   });
 }
 
+// systemd LoadCredential= names a file in $CREDENTIALS_DIRECTORY: a single
+// path component, so it can never point outside that directory.
+bool isCredentialFileName(std::string_view s) {
+  if (s.empty() || s.size() > 255 || s == "." || s == "..") {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u != 0x7f && c != '/';
+  });
+}
+
 bool isUserName(std::string_view s) {
   return !s.empty() && s.size() <= 32 && s[0] != '-' &&
          std::all_of(s.begin(), s.end(), [](char c) { return isNameChar(c) || c == '$'; });
@@ -193,6 +205,24 @@ std::optional<YAML::Mark> secondDocument(std::string_view text) {
   return counter.second();
 }
 
+// The keys each map of the document accepts. Unknown keys are errors (with a
+// did-you-mean); knownConfigKeys() exposes these tables so docs/config.md
+// can be checked against them.
+const std::vector<std::string> kRootKeys = {"gateway", "deny_cidrs", "sandboxes", "credentials"};
+const std::vector<std::string> kGatewayKeys = {
+    "interfaces",  "capture",   "listen_port",     "ipv6",           "state_dir",  "ca",
+    "upstream_ca", "resolvers", "static_hosts",    "audit_log",      "metrics",    "control",
+    "user",        "on_exit",   "peek_timeout_ms", "opaque_wait_ms", "deny_style", "dns_port",
+    "leaf_key"};
+const std::vector<std::string> kCaKeys = {"cert", "key"};
+const std::vector<std::string> kSandboxKeys = {"name", "sources", "default", "rules", "dns", "udp"};
+const std::vector<std::string> kRuleKeys = {"name",  "hosts",  "cidrs",
+                                            "ports", "action", "credentials"};
+const std::vector<std::string> kUdpKeys = {"cidrs", "ports"};
+const std::vector<std::string> kCredentialKeys = {"source", "placeholder", "hosts", "inject"};
+const std::vector<std::string> kSourceKeys = {"env", "file", "credential"};
+const std::vector<std::string> kInjectKeys = {"header", "query", "format"};
+
 const EnumTable<Action> kActions = {
     {"passthrough", Action::Passthrough}, {"deny", Action::Deny}, {"mitm", Action::Mitm}};
 
@@ -250,13 +280,7 @@ class Parser : private yaml::Reader {
 };
 
 void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
-  auto map =
-      readMap(node, key_mark, "gateway",
-              std::vector<std::string>{"interfaces", "capture", "listen_port", "ipv6", "state_dir",
-                                       "ca", "upstream_ca", "resolvers", "static_hosts",
-                                       "audit_log", "metrics", "control", "user", "on_exit",
-                                       "peek_timeout_ms", "opaque_wait_ms", "deny_style",
-                                       "dns_port", "leaf_key"});
+  auto map = readMap(node, key_mark, "gateway", kGatewayKeys);
   if (!map) {
     return;
   }
@@ -340,8 +364,7 @@ void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
   gw.ca_cert = pathSlash(gw.state_dir, "ca.crt");
   gw.ca_key = pathSlash(gw.state_dir, "ca.key");
   if (const Entry* e = map->find("ca")) {
-    auto ca = readMap(e->value, e->key_node.Mark(), "gateway.ca",
-                      std::vector<std::string>{"cert", "key"});
+    auto ca = readMap(e->value, e->key_node.Mark(), "gateway.ca", kCaKeys);
     if (ca) {
       const Entry* cert = ca->find("cert");
       const Entry* key = ca->find("key");
@@ -604,8 +627,7 @@ void Parser::parseDenyCidrs(const Entry& e) {
 std::optional<Credential> Parser::parseCredential(const std::string& name, const YAML::Node& node,
                                                   const YAML::Mark& key_mark) {
   const std::string what = "credentials." + name;
-  auto map = readMap(node, key_mark, what,
-                     std::vector<std::string>{"source", "placeholder", "hosts", "inject"});
+  auto map = readMap(node, key_mark, what, kCredentialKeys);
   if (!map) {
     return std::nullopt;
   }
@@ -622,16 +644,32 @@ std::optional<Credential> Parser::parseCredential(const std::string& name, const
   };
 
   if (const Entry* e = require("source", "source: { env: API_KEY }")) {
-    auto src = readMap(e->value, e->key_node.Mark(), what + ".source",
-                       std::vector<std::string>{"env", "file"});
+    auto src = readMap(e->value, e->key_node.Mark(), what + ".source", kSourceKeys);
     if (!src) {
       ok = false;
     } else {
       const Entry* env = src->find("env");
       const Entry* file = src->find("file");
-      if ((env == nullptr) == (file == nullptr)) {
-        fail(src->mark, fmt::format("{}.source: needs exactly one of env: or file:", what));
+      const Entry* credential = src->find("credential");
+      if ((env != nullptr) + (file != nullptr) + (credential != nullptr) != 1) {
+        fail(src->mark,
+             fmt::format("{}.source: needs exactly one of env:, file: or credential:", what));
         ok = false;
+      } else if (credential != nullptr) {
+        auto v =
+            readString(credential->value, credential->key_node.Mark(), what + ".source.credential");
+        if (v && !isCredentialFileName(*v)) {
+          fail(at(credential->value, credential->key_node.Mark()),
+               fmt::format("{}.source.credential: {} is not a systemd credential name (a plain "
+                           "file name in $CREDENTIALS_DIRECTORY: 1-255 bytes, no '/', not '.' "
+                           "or '..', no control characters)",
+                           what, quoteShort(*v)));
+          v.reset();
+        }
+        ok = ok && v.has_value();
+        if (v) {
+          cred.source = CredentialSource{CredentialSource::Credential, *v};
+        }
       } else if (env != nullptr) {
         auto v = readString(env->value, env->key_node.Mark(), what + ".source.env");
         if (v && !isEnvName(*v)) {
@@ -689,8 +727,7 @@ std::optional<Credential> Parser::parseCredential(const std::string& name, const
   if (const Entry* e = require("inject",
                                "inject: { header: Authorization, format: \"Bearer "
                                "{value}\" }")) {
-    auto inj = readMap(e->value, e->key_node.Mark(), what + ".inject",
-                       std::vector<std::string>{"header", "query", "format"});
+    auto inj = readMap(e->value, e->key_node.Mark(), what + ".inject", kInjectKeys);
     if (!inj) {
       ok = false;
     } else {
@@ -807,9 +844,7 @@ void Parser::checkPlaceholders() {
 
 std::optional<Rule> Parser::parseRule(const YAML::Node& node, const YAML::Mark& fallback,
                                       const std::string& what, size_t index) {
-  auto map =
-      readMap(node, fallback, what,
-              std::vector<std::string>{"name", "hosts", "cidrs", "ports", "action", "credentials"});
+  auto map = readMap(node, fallback, what, kRuleKeys);
   if (!map) {
     return std::nullopt;
   }
@@ -953,7 +988,7 @@ std::optional<Rule> Parser::parseRule(const YAML::Node& node, const YAML::Mark& 
 
 std::optional<UdpRule> Parser::parseUdpRule(const YAML::Node& node, const YAML::Mark& fallback,
                                             const std::string& what) {
-  auto map = readMap(node, fallback, what, std::vector<std::string>{"cidrs", "ports"});
+  auto map = readMap(node, fallback, what, kUdpKeys);
   if (!map) {
     return std::nullopt;
   }
@@ -989,8 +1024,7 @@ std::optional<UdpRule> Parser::parseUdpRule(const YAML::Node& node, const YAML::
 
 std::optional<Sandbox> Parser::parseSandbox(const YAML::Node& node, const YAML::Mark& fallback,
                                             const std::string& what, size_t index) {
-  auto map = readMap(node, fallback, what,
-                     std::vector<std::string>{"name", "sources", "default", "rules", "dns", "udp"});
+  auto map = readMap(node, fallback, what, kSandboxKeys);
   if (!map) {
     return std::nullopt;
   }
@@ -1185,9 +1219,7 @@ void Parser::parseDocument() {
   if (second_doc) {
     fail(*second_doc, "more than one YAML document ('---'); tollgate reads exactly one");
   }
-  auto root =
-      readMap(doc, doc.Mark(), "config",
-              std::vector<std::string>{"gateway", "deny_cidrs", "sandboxes", "credentials"});
+  auto root = readMap(doc, doc.Mark(), "config", kRootKeys);
   if (!root) {
     return;
   }
@@ -1284,6 +1316,25 @@ std::string Rule::label() const { return name.empty() ? std::to_string(index) : 
 
 std::string ConfigError::toString() const {
   return fmt::format("{}:{}:{}: {}", file, line, column, message);
+}
+
+std::vector<std::string> knownConfigKeys() {
+  std::vector<std::string> out;
+  auto add = [&](const std::string& prefix, const std::vector<std::string>& keys) {
+    for (const std::string& k : keys) {
+      out.push_back(prefix + k);
+    }
+  };
+  add("", kRootKeys);
+  add("gateway.", kGatewayKeys);
+  add("gateway.ca.", kCaKeys);
+  add("sandboxes[].", kSandboxKeys);
+  add("sandboxes[].rules[].", kRuleKeys);
+  add("sandboxes[].udp[].", kUdpKeys);
+  add("credentials.NAME.", kCredentialKeys);
+  add("credentials.NAME.source.", kSourceKeys);
+  add("credentials.NAME.inject.", kInjectKeys);
+  return out;
 }
 
 std::vector<Cidr> defaultDenyCidrs() {

@@ -63,8 +63,10 @@ struct Sandbox {
 };
 
 struct CredentialSource {
-  enum Kind { Env, File } kind = Env;
-  std::string ref;  // environment variable name, or absolute file path
+  // Env: an environment variable; File: an absolute path; Credential: a
+  // systemd credential (LoadCredential=), read from $CREDENTIALS_DIRECTORY/ref.
+  enum Kind { Env, File, Credential } kind = Env;
+  std::string ref;  // variable name, absolute file path, or plain file name (no '/')
 };
 
 struct Credential {
@@ -134,6 +136,14 @@ std::variant<Config, std::vector<ConfigError>> parseConfig(std::string_view yaml
 // Reads `path` (at most 16 MiB) and parses it. An unreadable file yields one
 // error "FILE:0:0: cannot read: <strerror>".
 std::variant<Config, std::vector<ConfigError>> loadConfig(const std::string& path);
+
+// Every key the loader accepts, as dotted paths in document order of the
+// loader's tables: "gateway", "gateway.listen_port", "gateway.ca.cert",
+// "sandboxes[].rules[].hosts", "credentials.NAME.source.env", ... (maps whose
+// keys are user-chosen names, static_hosts and credentials, appear once, the
+// latter with NAME standing for the name). docs/config.md documents exactly
+// these; a unit test keeps the two in step.
+std::vector<std::string> knownConfigKeys();
 
 // DESIGN.md "Default deny_cidrs", IPv4 first, in the documented order.
 std::vector<Cidr> defaultDenyCidrs();

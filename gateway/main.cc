@@ -19,6 +19,8 @@
 
 #include "ca/ca.h"
 #include "gateway/config.h"
+#include "gateway/doctor.h"
+#include "gateway/doctor_probe.h"
 #include "gateway/server.h"
 #include "nat/nat.h"
 
@@ -214,6 +216,20 @@ int mintPlaceholder(const std::string& name) {
   return kExitOk;
 }
 
+// `tollgate doctor`: survey the host, print the findings. Read-only.
+int doctor(const std::string& config, bool json, bool strict) {
+  tollgate::gateway::doctor::ProbeOptions options;
+  if (!config.empty()) {
+    options.config_path = config;
+    options.config_given = true;
+  }
+  auto findings = tollgate::gateway::doctor::evaluate(tollgate::gateway::doctor::probeHost(options));
+  std::string out = json ? tollgate::gateway::doctor::renderJson(findings)
+                         : tollgate::gateway::doctor::renderTable(findings);
+  std::fputs(out.c_str(), stdout);
+  return tollgate::gateway::doctor::exitCode(findings, strict);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -268,6 +284,17 @@ int main(int argc, char** argv) {
   cred_mint->add_option("NAME", credential_name, "credential name, as under `credentials:`")
       ->required();
 
+  bool doctor_json = false;
+  bool doctor_strict = false;
+  auto* doctor_cmd = app.add_subcommand(
+      "doctor", "survey the host (kernel features, br_netfilter, forwarding, other firewalls, "
+                "interfaces, CA, daemon); changes nothing");
+  doctor_cmd->add_option("--config", config,
+                         std::string("config file (default ") +
+                             tollgate::gateway::doctor::kDefaultConfigPath + ")");
+  doctor_cmd->add_flag("--json", doctor_json, "print the findings as JSON");
+  doctor_cmd->add_flag("--strict", doctor_strict, "exit 1 when any finding fails");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -288,6 +315,9 @@ int main(int argc, char** argv) {
   }
   if (reload->parsed()) {
     return controlRequest(controlPath(control, config), "POST", "/reload");
+  }
+  if (doctor_cmd->parsed()) {
+    return doctor(config, doctor_json, doctor_strict);
   }
   if (cred_mint->parsed()) {
     return mintPlaceholder(credential_name);

@@ -77,8 +77,12 @@ Result<std::shared_ptr<const CredentialTable>> loadCredentials(const Config& cfg
   for (const auto& [name, cred] : cfg.credentials) {
     auto value = std::make_unique<SecretBuffer>();
     const SecretBuffer* carried = nullptr;
-    if (cred.source.kind == CredentialSource::Env && previous != nullptr &&
-        getenv(cred.source.ref.c_str()) == nullptr) {
+    // Environment values are gone after the first read, and systemd
+    // credentials are fixed for the service's lifetime (and root-only after
+    // the privilege drop): on reload both carry over. Files are re-read.
+    if (previous != nullptr &&
+        ((cred.source.kind == CredentialSource::Env && getenv(cred.source.ref.c_str()) == nullptr) ||
+         cred.source.kind == CredentialSource::Credential)) {
       carried = previous->valueOf(name);
     }
     if (carried != nullptr) {
@@ -96,13 +100,25 @@ Result<std::shared_ptr<const CredentialTable>> loadCredentials(const Config& cfg
           return makeError("credential " + name + ": " + taken.message());
         }
         scratch.bytes.assign(taken->view());
+      } else if (cred.source.kind == CredentialSource::Credential) {
+        const char* dir = getenv("CREDENTIALS_DIRECTORY");
+        if (dir == nullptr || *dir == '\0') {
+          return makeError("credential " + name + ": source credential: " + cred.source.ref +
+                           " needs $CREDENTIALS_DIRECTORY (set by systemd for units with "
+                           "LoadCredential=)");
+        }
+        if (auto read = readFile(std::string(dir) + "/" + cred.source.ref, scratch); !read) {
+          return makeError("credential " + name + ": " + read.message());
+        }
       } else if (auto read = readFile(cred.source.ref, scratch); !read) {
         return makeError("credential " + name + ": " + read.message());
       }
       if (auto ok = mitm::validateSecretValue(scratch.bytes, cred.placeholder); !ok) {
-        return makeError("credential " + name + " (" +
-                         (cred.source.kind == CredentialSource::Env ? "env " : "file ") +
-                         cred.source.ref + "): " + ok.message());
+        const char* kind = cred.source.kind == CredentialSource::Env          ? "env "
+                           : cred.source.kind == CredentialSource::Credential ? "credential "
+                                                                              : "file ";
+        return makeError("credential " + name + " (" + kind + cred.source.ref + "): " +
+                         ok.message());
       }
       auto buf = SecretBuffer::copyOf(scratch.bytes);
       if (!buf) {

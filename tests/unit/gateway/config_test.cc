@@ -527,13 +527,13 @@ INSTANTIATE_TEST_SUITE_P(
                   "    placeholder: tgph_k_0123456789abcdef01234\n    hosts: [a.example]\n"
                   "    inject: { header: X-Key }\n" +
                       kG + kS,
-                  3, 13, "credentials.k.source: needs exactly one of env: or file:"},
+                  3, 13, "credentials.k.source: needs exactly one of env:, file: or credential:"},
         ErrorCase{"source both env and file",
                   "credentials:\n  k:\n    source: { env: K, file: /run/k }\n"
                   "    placeholder: tgph_k_0123456789abcdef01234\n    hosts: [a.example]\n"
                   "    inject: { header: X-Key }\n" +
                       kG + kS,
-                  3, 13, "needs exactly one of env: or file:"},
+                  3, 13, "needs exactly one of env:, file: or credential:"},
         ErrorCase{"source unknown key",
                   "credentials:\n  k:\n    source: { enw: K }\n"
                   "    placeholder: tgph_k_0123456789abcdef01234\n    hosts: [a.example]\n"

@@ -123,5 +123,25 @@ TEST_F(SecretsTest, ReloadRereadsFiles) {
   EXPECT_EQ((*t)->specs[0].value->view(), "first-value-000") << "open flows keep their table";
 }
 
+TEST_F(SecretsTest, SystemdCredentialIsReadFromTheCredentialsDirectoryOnce) {
+  fs::create_directories(dir_ + "/creds");
+  std::ofstream(dir_ + "/creds/api") << "from-systemd-credential-1\n";
+  Config c = config("{ credential: api }");
+  unsetenv("CREDENTIALS_DIRECTORY");
+  auto none = loadCredentials(c, nullptr);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.message().find("CREDENTIALS_DIRECTORY"), std::string::npos) << none.message();
+  setenv("CREDENTIALS_DIRECTORY", (dir_ + "/creds").c_str(), 1);
+  auto t = loadCredentials(c, nullptr);
+  ASSERT_TRUE(t) << t.message();
+  EXPECT_EQ((*t)->specs[0].value->view(), "from-systemd-credential-1");
+  // Fixed for the service's lifetime: a reload carries the value over.
+  fs::remove(dir_ + "/creds/api");
+  auto again = loadCredentials(c, t->get());
+  ASSERT_TRUE(again) << again.message();
+  EXPECT_EQ((*again)->specs[0].value->view(), "from-systemd-credential-1");
+  unsetenv("CREDENTIALS_DIRECTORY");
+}
+
 }  // namespace
 }  // namespace tollgate::gateway

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <openssl/rand.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 #include "gateway/config.h"
 #include "gateway/doctor.h"
 #include "gateway/doctor_probe.h"
+#include "gateway/secrets.h"
+#include "mitm/upstream_tls.h"
 #include "gateway/server.h"
 #include "nat/nat.h"
 
@@ -37,6 +40,45 @@ int checkConfig(const std::string& path) {
       std::fprintf(stderr, "%s\n", e.toString().c_str());
     }
     std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), errs->size());
+    return kExitError;
+  }
+  // What `run` would refuse beyond the file itself: secrets that cannot be
+  // read or are invalid, a CA that does not load, an unusable upstream_ca,
+  // an unknown user. Nothing is installed or bound.
+  const auto& cfg = std::get<tollgate::gateway::Config>(parsed);
+  std::vector<std::string> problems;
+  if (auto creds = tollgate::gateway::loadCredentials(cfg, nullptr); !creds) {
+    problems.push_back(creds.message());
+  }
+  bool mitm = false;
+  for (const auto& sb : cfg.sandboxes) {
+    mitm = mitm || sb.default_action == tollgate::gateway::Action::Mitm;
+    for (const auto& r : sb.rules) {
+      mitm = mitm || r.action == tollgate::gateway::Action::Mitm;
+    }
+  }
+  const auto& g = cfg.gateway;
+  if (mitm || g.deny_style == tollgate::gateway::DenyStyle::Http403) {
+    if (auto ca = tollgate::ca::Authority::load(g.ca_cert, g.ca_key); !ca) {
+      problems.push_back("gateway.ca: " + ca.message() + " (" +
+                         (mitm ? "action: mitm" : "deny_style: http-403") +
+                         " needs tollgate's CA; create one with `tollgate ca init --dir " +
+                         g.state_dir + "`)");
+    }
+  }
+  if (mitm) {
+    if (auto up = tollgate::mitm::UpstreamTls::create(g.upstream_ca); !up) {
+      problems.push_back("gateway." + up.message());
+    }
+  }
+  if (g.user && getpwnam(g.user->c_str()) == nullptr) {
+    problems.push_back("gateway.user: no such user '" + *g.user + "'");
+  }
+  for (const std::string& p : problems) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), p.c_str());
+  }
+  if (!problems.empty()) {
+    std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), problems.size());
     return kExitError;
   }
   std::printf("%s: ok\n", path.c_str());

@@ -2,6 +2,9 @@
 // sockets inside a sandbox namespace with no proxy settings; real servers in
 // upstream namespaces; `tollgate run` on the bridge in between.
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
 #include <signal.h>
 
 #include <chrono>
@@ -462,6 +465,47 @@ TEST(CliTest, CredentialMintPrintsFreshPlaceholdersAValidConfigAccepts) {
   ASSERT_EQ(a.out.rfind("tgph_openai_", 0), 0u) << a.out;
   EXPECT_EQ(a.out.size(), std::string("tgph_openai_").size() + 40 + 1);
   EXPECT_EQ(harness::runCommand("", {TOLLGATE_BINARY, "credential", "mint"}, 10s).exit_code, 2);
+}
+
+TEST(CliTest, CheckCatchesWhatRunWouldRefuseWithoutShowingSecrets) {
+  char tmpl[] = "/tmp/tollgate-check-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::string cfg = dir + "/t.yaml";
+  auto write = [](const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+  };
+  write(cfg,
+        "gateway:\n  interfaces: [tgbr0]\n  ca: {cert: " + dir + "/ca/ca.crt, key: " + dir +
+            "/ca/ca.key}\n  user: no-such-user-tollgate\n"
+            "sandboxes:\n  - name: a\n    sources: [10.0.0.0/24]\n    rules:\n"
+            "      - hosts: [api.example.test]\n        action: mitm\n"
+            "credentials:\n  k:\n    source: { file: " + dir + "/k.secret }\n"
+            "    placeholder: tgph_k_aaaaaaaaaaaaaaaaaaaaaaaaaa\n    hosts: [api.example.test]\n"
+            "    inject: {header: Authorization}\n");
+  auto r = harness::runCommand("", {TOLLGATE_BINARY, "check", "--config", cfg}, 10s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("credential k"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(dir + "/k.secret"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("gateway.ca"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tollgate ca init"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no-such-user-tollgate"), std::string::npos) << r.err;
+  // A value that would split a header: refused, and never printed.
+  write(dir + "/k.secret", "zzsecret-part-one\r\nX-Injected: 1\n");
+  ASSERT_EQ(harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir + "/ca"}, 30s)
+                .exit_code,
+            0);
+  auto bad = harness::runCommand("", {TOLLGATE_BINARY, "check", "--config", cfg}, 10s);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("control byte"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("zzsecret"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.err.find("gateway.ca"), std::string::npos) << bad.err;
+  write(dir + "/k.secret", "good-secret-value-123\n");
+  std::string text = harness::runCommand("", {"cat", cfg}, 5s).out;
+  write(cfg, text.replace(text.find("  user: no-such-user-tollgate\n"), 30, ""));
+  auto ok = harness::runCommand("", {TOLLGATE_BINARY, "check", "--config", cfg}, 10s);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -178,6 +178,7 @@ void DnsService::handle(std::span<const uint8_t> msg, const SockAddr& src, bool 
     if (rt->stats) {
       rt->stats->dns.add(promLabels(
           {{"sandbox", r.sandbox.empty() ? "none" : r.sandbox}, {"action", action}, {"reason", reason}}));
+      rt->stats->sandboxes.dns(r.sandbox.empty() ? "none" : r.sandbox, action != "deny");
     }
     r.ts = std::chrono::system_clock::now();
     r.duration_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(

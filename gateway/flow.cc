@@ -646,6 +646,7 @@ void Flow::finish() {
         promLabels({{"sandbox", sb}, {"action", rec_.action}, {"reason", rec_.reason}}));
     rt_->stats->bytes.add(promLabels({{"sandbox", sb}, {"direction", "up"}}), rec_.bytes_up);
     rt_->stats->bytes.add(promLabels({{"sandbox", sb}, {"direction", "down"}}), rec_.bytes_down);
+    rt_->stats->sandboxes.flow(std::string(sb), rec_.action, rec_.bytes_up, rec_.bytes_down);
   }
   env_.counters->add(Counter::kFlowsActive, -1);
   done_(done_owner_, this);  // destroys this

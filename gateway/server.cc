@@ -565,6 +565,21 @@ class Daemon {
       sandboxes.push_back(sb.name);
     }
     j["sandboxes"] = sandboxes;
+    // Totals per sandbox since start (flows counted when they end).
+    nlohmann::ordered_json per;
+    auto totals = stats_->sandboxes.snapshot();
+    for (const Sandbox& sb : config_->sandboxes) {
+      SandboxTotals t = totals.count(sb.name) ? totals[sb.name] : SandboxTotals{};
+      per[sb.name] = {{"flows", t.flows},           {"passthrough", t.passthrough},
+                      {"mitm", t.mitm},             {"denied", t.denied},
+                      {"bytes_up", t.bytes_up},     {"bytes_down", t.bytes_down},
+                      {"dns_answered", t.dns_answered}, {"dns_refused", t.dns_refused}};
+    }
+    j["per_sandbox"] = per;
+    if (upstream_tls_) {
+      auto st = upstream_tls_->stats();
+      j["upstream_tls"] = {{"sessions_cached", st.sessions_cached}, {"resumed", st.resumed}};
+    }
     if (minter_) {
       const auto& ca = minter_->authority();
       ca::LeafStats st = minter_->stats();

@@ -12,6 +12,33 @@ std::map<std::string, uint64_t> LabeledCounter::snapshot() const {
   return values_;
 }
 
+void SandboxCounters::flow(const std::string& sandbox, std::string_view action, uint64_t up,
+                           uint64_t down) {
+  std::lock_guard lock(mu_);
+  SandboxTotals& t = totals_[sandbox];
+  ++t.flows;
+  if (action == "passthrough") {
+    ++t.passthrough;
+  } else if (action == "mitm") {
+    ++t.mitm;
+  } else if (action == "deny") {
+    ++t.denied;
+  }
+  t.bytes_up += up;
+  t.bytes_down += down;
+}
+
+void SandboxCounters::dns(const std::string& sandbox, bool answered) {
+  std::lock_guard lock(mu_);
+  SandboxTotals& t = totals_[sandbox];
+  ++(answered ? t.dns_answered : t.dns_refused);
+}
+
+std::map<std::string, SandboxTotals> SandboxCounters::snapshot() const {
+  std::lock_guard lock(mu_);
+  return totals_;
+}
+
 void Histogram::observe(std::chrono::nanoseconds d) {
   double s = std::chrono::duration<double>(d).count();
   size_t i = 0;

@@ -49,7 +49,31 @@ class Histogram {
   std::atomic<uint64_t> sum_ns_{0};
 };
 
+// Per-sandbox totals for `tollgate status`.
+struct SandboxTotals {
+  uint64_t flows = 0;
+  uint64_t passthrough = 0;
+  uint64_t mitm = 0;
+  uint64_t denied = 0;
+  uint64_t bytes_up = 0;
+  uint64_t bytes_down = 0;
+  uint64_t dns_answered = 0;
+  uint64_t dns_refused = 0;
+};
+
+class SandboxCounters {
+ public:
+  void flow(const std::string& sandbox, std::string_view action, uint64_t up, uint64_t down);
+  void dns(const std::string& sandbox, bool answered);
+  std::map<std::string, SandboxTotals> snapshot() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, SandboxTotals> totals_;
+};
+
 struct Stats {
+  SandboxCounters sandboxes;
   LabeledCounter flows;        // sandbox, action, reason
   LabeledCounter bytes;        // sandbox, direction
   LabeledCounter injections;   // credential

@@ -77,6 +77,7 @@ TEST(OpsTest, StatusAndReloadOverTheRootOnlyControlSocket) {
   auto mode = s.inHost({"stat", "-c", "%a %U", sock});
   EXPECT_EQ(mode.out, "600 root\n") << mode.err;
   ASSERT_EQ(s.curl({"https://api.example.test/"}).exit_code, 0);
+  ASSERT_FALSE(s.auditWhere("sni", "api.example.test").is_null());  // the flow has ended
   auto st = harness::runCommand("", {TOLLGATE_BINARY, "status", "--config", s.configPath()}, 10s);
   ASSERT_EQ(st.exit_code, 0) << st.err;
   auto j = nlohmann::json::parse(st.out);
@@ -85,6 +86,8 @@ TEST(OpsTest, StatusAndReloadOverTheRootOnlyControlSocket) {
   EXPECT_EQ(j["capture"]["mode"], "redirect");
   EXPECT_EQ(j["capture"]["interfaces"][0], s.topo().bridge());
   EXPECT_GE(j["counters"]["decision_passthrough"].get<int>(), 1);
+  EXPECT_EQ(j["per_sandbox"]["agents"]["passthrough"], 1) << j.dump(2);
+  EXPECT_GT(j["per_sandbox"]["agents"]["bytes_down"].get<int>(), 100) << j.dump(2);
   EXPECT_TRUE(j["ca"].is_null());
   // Policy change through `tollgate reload`: the denied host becomes allowed.
   ASSERT_NE(s.curl({"https://denied.example.test/"}).exit_code, 0);

@@ -115,7 +115,7 @@ std::string renderMetrics(const MetricsSnapshot& s) {
     labeled(out, "tollgate_credential_injections_total",
             "Requests a real credential was injected into, by credential name.",
             s.stats->injections);
-    labeled(out, "tollgate_dns_queries_total",
+    labeled(out, "tollgate_sandbox_dns_queries_total",
             "Sandbox DNS queries by sandbox, verdict (action) and reason.", s.stats->dns);
     family(out, "tollgate_upstream_connect_seconds", "histogram",
            "Time to establish the TCP connection to the upstream.");

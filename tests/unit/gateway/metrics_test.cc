@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <regex>
 #include <sstream>
 
@@ -65,6 +67,12 @@ TEST(MetricsTest, LabelledCountersAndHistogramsFollowTheExpositionFormat) {
   EXPECT_NE(text.find("tollgate_upstream_connect_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << text;
   EXPECT_NE(text.find("tollgate_upstream_connect_seconds_count 3\n"), std::string::npos) << text;
   EXPECT_NE(text.find("# TYPE tollgate_mitm_handshake_seconds histogram\n"), std::string::npos);
+  // Each family is declared once (a duplicate makes the whole scrape invalid).
+  std::set<std::string> seen;
+  for (size_t p = text.find("# TYPE "); p != std::string::npos; p = text.find("# TYPE ", p + 1)) {
+    std::string name = text.substr(p + 7, text.find(' ', p + 7) - p - 7);
+    EXPECT_TRUE(seen.insert(name).second) << "family declared twice: " << name;
+  }
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 namespace tollgate::gateway {
 
 Result<UniqueFd> bindServerSocket(const SockAddr& addr, int type, std::string_view what,
-                                  int backlog) {
+                                  int backlog, bool transparent) {
   UniqueFd fd(socket(addr.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) {
     return makeError(std::string("socket: ") + std::strerror(errno));
@@ -22,6 +22,14 @@ Result<UniqueFd> bindServerSocket(const SockAddr& addr, int type, std::string_vi
     setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     // An address still in duplicate address detection is bindable this way.
     setsockopt(fd.get(), IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+  }
+  if (transparent) {
+    int rc = addr.isV6() ? setsockopt(fd.get(), IPPROTO_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))
+                         : setsockopt(fd.get(), IPPROTO_IP, IP_TRANSPARENT, &one, sizeof(one));
+    if (rc != 0) {
+      return makeError("cannot make " + std::string(what) + " transparent (capture: tproxy): " +
+                       std::strerror(errno) + " (needs CAP_NET_ADMIN)");
+    }
   }
   if (bind(fd.get(), addr.sa(), addr.len()) != 0) {
     return makeError("cannot bind " + std::string(what) + " on " + addr.toString() + ": " +

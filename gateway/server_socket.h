@@ -12,8 +12,10 @@ namespace tollgate::gateway {
 
 // type: SOCK_STREAM (then also listening, with `backlog`) or SOCK_DGRAM.
 // `what` names the service and the config key in errors, e.g.
-// "listener (gateway.listen_port)".
+// "listener (gateway.listen_port)". `transparent`: IP_TRANSPARENT /
+// IPV6_TRANSPARENT, so the socket accepts connections TPROXY diverts to it
+// (whose destination is not a local address).
 Result<UniqueFd> bindServerSocket(const SockAddr& addr, int type, std::string_view what,
-                                  int backlog = 4096);
+                                  int backlog = 4096, bool transparent = false);
 
 }  // namespace tollgate::gateway

@@ -48,8 +48,9 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
     }
     w->dns_ = std::move(*dns);
   }
+  w->tproxy_ = w->runtime_()->config->gateway.capture == CaptureMode::Tproxy;
   for (const SockAddr& a : addrs) {
-    auto fd = bindServerSocket(a, SOCK_STREAM, "listener (gateway.listen_port)");
+    auto fd = bindServerSocket(a, SOCK_STREAM, "listener (gateway.listen_port)", 4096, w->tproxy_);
     if (!fd) {
       return fd.error();
     }
@@ -57,6 +58,7 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
         event_new(w->base_.get(), fd->get(), EV_READ | EV_PERSIST, &Worker::onAccept, w.get()));
     event_add(ev.get(), nullptr);
     w->listen_fds_.push_back(std::move(*fd));
+    w->listen_addrs_.push_back(a);
     w->listen_evs_.push_back(std::move(ev));
   }
   w->stop_ev_.reset(event_new(w->base_.get(), -1, 0, &Worker::onStop, w.get()));
@@ -87,6 +89,28 @@ void Worker::join() {
   }
 }
 
+Result<SockAddr> Worker::localAddress(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return makeError(std::string("getsockname: ") + std::strerror(errno));
+  }
+  auto a = SockAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  if (!a) {
+    return makeError("getsockname: unexpected address family");
+  }
+  return *a;
+}
+
+bool Worker::isListenAddress(const SockAddr& a) const {
+  for (const SockAddr& l : listen_addrs_) {
+    if (l == a) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
   auto* self = static_cast<Worker*>(arg);
   for (int i = 0; i < kMaxAcceptsPerWakeup && !self->stopping_; ++i) {
@@ -101,7 +125,13 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
     }
     UniqueFd client(cfd);
     auto src = SockAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    auto dst = nat::originalDst(client.get());
+    // TPROXY leaves the destination untouched: the accepted socket's own
+    // address is the one the sandbox dialled. A connection to the listener
+    // itself (dialled directly) has nothing to relay to.
+    auto dst = self->tproxy_ ? localAddress(client.get()) : nat::originalDst(client.get());
+    if (dst && self->tproxy_ && self->isListenAddress(*dst)) {
+      continue;
+    }
     if (!src || !dst) {
       // Not a redirected connection (someone dialled the listener directly
       // from the host): nothing to relay it to.

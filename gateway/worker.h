@@ -44,6 +44,8 @@ class Worker {
   static void onStop(evutil_socket_t, short, void* arg);
   static void onDrainTimer(evutil_socket_t, short, void* arg);
   static void flowDone(void* owner, Flow* flow);
+  static Result<SockAddr> localAddress(int fd);
+  bool isListenAddress(const SockAddr& a) const;
   void maybeExit();
 
   int index_ = 0;
@@ -57,6 +59,8 @@ class Worker {
   mitm::UpstreamTls* upstream_tls_ = nullptr;
   RuntimeSource runtime_;
   std::vector<UniqueFd> listen_fds_;
+  std::vector<SockAddr> listen_addrs_;
+  bool tproxy_ = false;  // capture: tproxy (original destination = local address)
   std::vector<EventPtr> listen_evs_;
   EventPtr stop_ev_;
   EventPtr drain_ev_;

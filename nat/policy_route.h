@@ -13,7 +13,7 @@
 
 namespace tollgate::nat {
 
-inline constexpr uint32_t kTproxyMark = 0x74670001;  // "tg" + 1
+inline constexpr uint32_t kTproxyMark = 0x74670003;  // "tg" + 3 (1, 2: NFQUEUE verdicts)
 inline constexpr uint32_t kTproxyTable = 7467;
 inline constexpr uint32_t kTproxyRulePriority = 7467;
 

@@ -28,7 +28,7 @@ TEST(PolicyRouteTest, InstallIsIdempotentAndRemoveLeavesNothing) {
   }
   for (const char* fam : {"-4", "-6"}) {
     auto rules = ns.exec(std::string("ip ") + fam + " rule show");
-    EXPECT_EQ(count(rules.out, "fwmark 0x74670001 lookup 7467"), 1u) << fam << rules.out;
+    EXPECT_EQ(count(rules.out, "fwmark 0x74670003 lookup 7467"), 1u) << fam << rules.out;
     EXPECT_NE(rules.out.find("7467:"), std::string::npos) << rules.out;  // priority
     auto routes = ns.exec(std::string("ip ") + fam + " route show table 7467");
     EXPECT_NE(routes.out.find("local default dev lo"), std::string::npos) << fam << routes.out;
@@ -36,7 +36,7 @@ TEST(PolicyRouteTest, InstallIsIdempotentAndRemoveLeavesNothing) {
   auto r = ns.in([] { return removeTproxyRouting(); });
   ASSERT_TRUE(r) << r.message();
   for (const char* fam : {"-4", "-6"}) {
-    EXPECT_EQ(ns.exec(std::string("ip ") + fam + " rule show").out.find("0x74670001"),
+    EXPECT_EQ(ns.exec(std::string("ip ") + fam + " rule show").out.find("0x74670003"),
               std::string::npos);
     EXPECT_EQ(ns.exec(std::string("ip ") + fam + " route show table 7467").out, "");
   }

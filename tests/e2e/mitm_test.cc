@@ -70,7 +70,10 @@ class MitmTest : public ::testing::Test {
         "      - hosts: [other.example.test, badcert.example.test]\n"
         "        action: mitm\n"
         "      - hosts: [api.example.test]\n"
-        "        action: passthrough\n";
+        "        action: passthrough\n"
+        "      - cidrs: [198.51.100.30/32]\n"
+        "        ports: [443]\n"
+        "        action: mitm\n";
     o.extra_yaml = std::string("credentials:\n") +
                    "  llm:\n"
                    "    source: { file: " + dir_ + "/llm.secret }\n"
@@ -267,6 +270,17 @@ TEST_F(MitmTest, UpstreamWithABadCertificateIsAnswered502) {
   EXPECT_TRUE(recorded().empty());
   auto flow = s_->auditWhere("event", "flow");
   EXPECT_EQ(flow["reason"], "upstream_cert_invalid") << flow.dump();
+}
+
+TEST_F(MitmTest, IpLiteralWithoutSniGetsAnIpLeafAndTheUpstreamIsVerifiedForTheIp) {
+  // curl sends no SNI for an IP literal: the cidrs rule matches, the leaf is
+  // minted for the IP (the sandbox verifies it), and the upstream must prove
+  // the IP too; its certificate names only DNS names, so: 502.
+  auto r = curl({"-i", std::string("https://") + kLlmV4 + "/echo"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << s_->gatewayStderr();
+  EXPECT_NE(r.out.find("HTTP/1.1 502"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("upstream_cert_invalid"), std::string::npos) << r.out;
+  EXPECT_TRUE(recorded().empty());
 }
 
 TEST_F(MitmTest, ContentCodedResponseToACredentialedRequestIsNotRelayed) {

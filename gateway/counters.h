@@ -30,6 +30,8 @@ enum class Counter : size_t {
   kBytesDown,
   kDnsAnswered,
   kDnsRefused,
+  kUdpAdmitted,  // UDP flows / echo requests admitted through NFQUEUE
+  kUdpDenied,    // queued packets dropped (denied, or not parseable)
   kCount,
 };
 
@@ -41,7 +43,8 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Counter::kCoun
         "peek_invalid",   "peek_timeout",    "sni_missing",
         "resolve_failed", "upstream_denied", "upstream_connect_failed",
         "relay_errors",   "bytes_up",        "bytes_down",
-        "dns_answered",   "dns_refused",
+        "dns_answered",   "dns_refused",     "udp_admitted",
+        "udp_denied",
 };
 
 class Counters {

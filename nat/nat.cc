@@ -106,7 +106,9 @@ class NfSocket {
 uint32_t initialSeq() { return static_cast<uint32_t>(std::time(nullptr)); }
 
 // Sends `messages` as one transaction and reads back every per-message ACK.
-Result<void> runBatch(const std::vector<Message>& messages) {
+// On a per-message error, *failed / *failed_errno (if given) name the first.
+Result<void> runBatch(const std::vector<Message>& messages, const Message** failed = nullptr,
+                      int* failed_errno = nullptr) {
   auto sock = NfSocket::open();
   if (!sock) {
     return sock.error();
@@ -132,17 +134,57 @@ Result<void> runBatch(const std::vector<Message>& messages) {
       answers.add(r);
     }
   }
+  if (failed != nullptr && failed_errno != nullptr) {
+    answers.firstError(failed, failed_errno);
+  }
   return answers.outcome();
 }
 
 }  // namespace
 
-Result<void> installCapture(const CaptureSpec& spec) {
-  auto ruleset = buildCaptureRuleset(spec);
-  if (!ruleset) {
-    return ruleset.error();
+const char* queueBackendName(QueueBackend backend) {
+  return backend == QueueBackend::Native ? "native" : "compat";
+}
+
+// Probing by trying: the whole capture table goes in one transaction, so a
+// kernel that refuses the native queue expression (ENOENT: no such
+// expression type) leaves nothing behind, and the same table is sent again
+// with xt NFQUEUE through nft_compat. Any other failure is reported as is.
+Result<QueueBackend> installCapture(const CaptureSpec& spec) {
+  std::vector<QueueBackend> order;
+  if (spec.queue_backend) {
+    order = {*spec.queue_backend};
+  } else {
+    order = {QueueBackend::Native, QueueBackend::Compat};
   }
-  return runBatch(planReplace(*ruleset));
+  std::string native_error;
+  for (QueueBackend backend : order) {
+    auto ruleset = buildCaptureRuleset(spec, backend);
+    if (!ruleset) {
+      return ruleset.error();
+    }
+    auto plan = planReplace(*ruleset);
+    int failed_errno = 0;
+    const Message* failed = nullptr;
+    auto r = runBatch(plan, &failed, &failed_errno);
+    if (r) {
+      return backend;
+    }
+    const bool queue_refused = failed != nullptr &&
+                               std::holds_alternative<msg::AddRule>(*failed) &&
+                               usesQueue(std::get<msg::AddRule>(*failed).rule) &&
+                               (failed_errno == ENOENT || failed_errno == EOPNOTSUPP);
+    if (backend == QueueBackend::Native && !spec.queue_backend && queue_refused) {
+      native_error = r.message();
+      continue;
+    }
+    if (!native_error.empty()) {
+      return makeError(r.message() + "; the native queue expression was refused too: " +
+                       native_error);
+    }
+    return r.error();
+  }
+  return makeError("nftables: no queue backend to try");
 }
 
 Result<void> installBlock(const std::vector<std::string>& interfaces) {

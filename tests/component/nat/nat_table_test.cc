@@ -58,7 +58,7 @@ class NatTableTest : public ::testing::Test {
     return s;
   }
 
-  Result<void> install(const CaptureSpec& s) {
+  Result<QueueBackend> install(const CaptureSpec& s) {
     return ns_.in([&] { return installCapture(s); });
   }
   Result<void> block(const std::vector<std::string>& ifaces) {
@@ -125,7 +125,10 @@ class NatTableTest : public ::testing::Test {
         t.chains[r["chain"].get<std::string>()].comments.push_back(r.value("comment", ""));
       }
     }
-    auto text = ns_.exec("nft list table inet tollgate");
+    // stderr dropped: nft 1.0.6 translates the compat NFQUEUE target back to
+    // `queue num N` but libxtables complains on stderr that it does not know
+    // the inet family ("unhandled NFPROTO in xtables_set_nfproto").
+    auto text = ns_.exec("nft list table inet tollgate 2>/dev/null");
     EXPECT_EQ(text.status, 0) << text.out;
     std::string chain;
     bool in_rules = false;
@@ -267,6 +270,7 @@ TEST_F(NatTableTest, Ipv6BlockAddsEarlyIpv6Drop) {
   EXPECT_EQ(t.chains["prerouting_filter"].prio, -160);
   EXPECT_THAT(t.chains["prerouting_filter"].rules,
               ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
+                          "iifname @sandbox_ifaces fib saddr . iif oif missing counter drop",
                           "iifname @sandbox_ifaces meta nfproto ipv6 counter drop"));
   EXPECT_THAT(
       t.chains["prerouting"].rules,
@@ -366,9 +370,10 @@ TEST_F(NatTableTest, QuicRefusalIsWhatNftInstallsForRejectIcmpxPortUnreachable) 
   EXPECT_EQ(in[in.size() - 2], quic);
   EXPECT_EQ(in.back(), "iifname @sandbox_ifaces counter drop");
   EXPECT_EQ(t.chains["input"].comments[in.size() - 2], comment);
-  EXPECT_THAT(fwd,
-              ElementsAre(quic, "iifname @sandbox_ifaces counter drop",
-                          "oifname @sandbox_ifaces ct state ! established,related counter drop"));
+  ASSERT_GE(fwd.size(), 3u);
+  EXPECT_EQ(fwd.front(), quic);
+  EXPECT_EQ(fwd[fwd.size() - 2], "iifname @sandbox_ifaces counter drop");
+  EXPECT_EQ(fwd.back(), "oifname @sandbox_ifaces ct state ! established,related counter drop");
   EXPECT_EQ(t.chains["forward"].comments[0], comment);
 
   // JSON spells the reject out.
@@ -402,7 +407,7 @@ TEST_F(NatTableTest, QuicRefusalIsWhatNftInstallsForRejectIcmpxPortUnreachable) 
   ASSERT_EQ(want.size(), 1u);
   EXPECT_THAT(want[0], ::testing::Contains("[ reject type 2 code 1 ]"));
   auto forward = kernelRuleExprs(ns_, "tollgate", "forward");
-  ASSERT_EQ(forward.size(), 3u);
+  ASSERT_EQ(forward.size(), fwd.size());
   EXPECT_EQ(forward[0], want[0]);
   auto input = kernelRuleExprs(ns_, "tollgate", "input");
   ASSERT_GE(input.size(), 2u);

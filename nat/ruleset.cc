@@ -397,12 +397,17 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backen
                    : "tollgate capture (ipv6: block); managed by tollgate, do not edit";
   rs.sets = {makeIfaceSet(*interfaces), makeNdSet()};
 
-  rs.chains.push_back(Chain{
+  // prerouting_filter is created first with `ipv6: block` (as it always
+  // was) and last otherwise; chain creation order has no effect on traffic.
+  const Chain prerouting_filter{
       "prerouting_filter", "filter", NF_INET_PRE_ROUTING, kPriorityPreroutingFilter,
       spec.ipv6_capture ? "before NAT: drop sandbox packets with a source not routable back to "
                           "their interface"
                         : "before NAT: drop spoofed sources; ipv6: block - drop sandbox IPv6, "
-                          "except neighbour discovery"});
+                          "except neighbour discovery"};
+  if (!spec.ipv6_capture) {
+    rs.chains.push_back(prerouting_filter);
+  }
   rs.chains.push_back(
       Chain{"prerouting", "nat", NF_INET_PRE_ROUTING, kPriorityNat,
             dns ? "capture: redirect sandbox DNS to the tollgate DNS service, TCP to the listener"
@@ -413,18 +418,12 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backen
                 : "sandboxes reach only the tollgate listener on this host"});
   rs.chains.push_back(Chain{"forward", "filter", NF_INET_FORWARD, kPriorityFilter,
                             "nothing is routed to or from sandboxes past the gateway"});
+  if (spec.ipv6_capture) {
+    rs.chains.push_back(prerouting_filter);
+  }
 
-  // Neighbour discovery first: DAD probes come from the unspecified address,
-  // which the reverse-path check below would drop.
-  rs.rules.push_back(ndAccept("prerouting_filter"));
-  rs.rules.push_back(RuleBuilder("prerouting_filter")
-                         .iifnameIn(kIfaceSet, kIfaceSetId)
-                         .fibSaddrIifMissing()
-                         .counter()
-                         .drop()
-                         .build("anti-spoofing: the source must be routable back through the "
-                                "interface it came in on"));
   if (!spec.ipv6_capture) {
+    rs.rules.push_back(ndAccept("prerouting_filter"));
     rs.rules.push_back(RuleBuilder("prerouting_filter")
                            .iifnameIn(kIfaceSet, kIfaceSetId)
                            .nfproto(NFPROTO_IPV6)
@@ -589,6 +588,20 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backen
                          .counter()
                          .drop()
                          .build("no new connections into sandboxes"));
+
+  // Anti-spoofing, appended last (rule order only matters within a chain).
+  // Neighbour discovery first: DAD probes come from the unspecified
+  // address, which the reverse-path check would drop.
+  if (spec.ipv6_capture) {
+    rs.rules.push_back(ndAccept("prerouting_filter"));
+  }
+  rs.rules.push_back(RuleBuilder("prerouting_filter")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .fibSaddrIifMissing()
+                         .counter()
+                         .drop()
+                         .build("anti-spoofing: the source must be routable back through the "
+                                "interface it came in on"));
   return rs;
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Small bounded network probes for the UDP / ICMP / bypass e2e tests.
 
-  netprobe.py udp-echo-server ADDR PORT [PORT...]   echo every datagram back
+  netprobe.py udp-echo-server ADDR PORT [PORT...]   echo every datagram back; prints "got SRC PORT"
+  netprobe.py banner-server ADDR PORT TEXT          TCP: send TEXT to every client
+  netprobe.py tcp DST PORT [SEND]                   prints "recv <bytes repr>" or the error
   netprobe.py udp DST PORT COUNT [SRC]              prints "answered N/COUNT"
   netprobe.py ping DST PAYLOAD_BYTES [COUNT]        raw ICMP(v6) echo; prints "replies N/COUNT"
   netprobe.py spoof-udp SRC DST PORT                sends one UDP datagram from a forged source
@@ -32,7 +34,45 @@ def udp_echo_server(addr, ports):
         r, _, _ = select.select(socks, [], [])
         for s in r:
             data, peer = s.recvfrom(65535)
+            print("got %s %d" % (peer[0], s.getsockname()[1]), flush=True)
             s.sendto(data, peer)
+
+
+def banner_server(addr, port, text):
+    s = socket.socket(family(addr), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(16)
+    print("ready", flush=True)
+    while True:
+        c, peer = s.accept()
+        print("accepted %s" % peer[0], flush=True)
+        try:
+            c.sendall(text.encode())
+        except OSError:
+            pass
+        c.close()
+
+
+def tcp(dst, port, send):
+    try:
+        s = socket.create_connection((dst, port), timeout=3)
+    except OSError as e:
+        print("error %s" % e.__class__.__name__, flush=True)
+        return
+    data = b""
+    err = ""
+    try:
+        if send:
+            s.sendall(send.encode().decode("unicode_escape").encode("latin-1"))
+        while len(data) < 4096:  # headers and body may come in separate reads
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError as e:
+        err = " error %s" % e.__class__.__name__
+    print("recv %r%s" % (data, err), flush=True)
 
 
 def udp(dst, port, count, src=None):
@@ -110,6 +150,10 @@ def main():
     cmd = sys.argv[1]
     if cmd == "udp-echo-server":
         udp_echo_server(sys.argv[2], sys.argv[3:])
+    elif cmd == "banner-server":
+        banner_server(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif cmd == "tcp":
+        tcp(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "")
     elif cmd == "udp":
         udp(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] if len(sys.argv) > 5 else None)
     elif cmd == "ping":

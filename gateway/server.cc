@@ -397,6 +397,9 @@ class Daemon {
       return 1;
     }
     udp_admission_ = std::move(*admission);
+    for (const std::string& w : nat::lateralTrafficWarnings(g.interfaces)) {
+      log::warn("{}", w);
+    }
     log::info("UDP and ICMP echo admission on NFQUEUE {} ({} queue expression)",
               nat::kDefaultQueueNum, nat::queueBackendName(*backend));
     for (auto& w : workers_) {

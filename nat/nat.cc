@@ -5,10 +5,13 @@
 #include <linux/netlink.h>
 #include <poll.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <optional>
 
 #include "base/unique.h"
@@ -141,6 +144,29 @@ Result<void> runBatch(const std::vector<Message>& messages, const Message** fail
 }
 
 }  // namespace
+
+std::vector<std::string> lateralTrafficWarnings(const std::vector<std::string>& interfaces) {
+  auto enabled = [](const char* path) {
+    std::ifstream in(path);
+    std::string value;
+    return static_cast<bool>(in >> value) && value == "1";
+  };
+  const bool v4 = enabled("/proc/sys/net/bridge/bridge-nf-call-iptables");
+  const bool v6 = enabled("/proc/sys/net/bridge/bridge-nf-call-ip6tables");
+  std::vector<std::string> out;
+  for (const std::string& name : interfaces) {
+    if (validateInterfaceName(name).ok() &&
+        ::access(("/sys/class/net/" + name + "/bridge").c_str(), F_OK) == 0 && !(v4 && v6)) {
+      out.push_back("interface " + name +
+                    " is a bridge and net.bridge.bridge-nf-call-ip" + (v4 ? "6" : "") +
+                    "tables is not 1 (br_netfilter off?): traffic between sandboxes on it is "
+                    "switched without passing tollgate's table (lateral movement is not "
+                    "governed); set net.bridge.bridge-nf-call-iptables and -ip6tables to 1, or "
+                    "isolate the bridge ports (`bridge link set dev PORT isolated on`)");
+    }
+  }
+  return out;
+}
 
 const char* queueBackendName(QueueBackend backend) {
   return backend == QueueBackend::Native ? "native" : "compat";

@@ -117,6 +117,14 @@ Result<QueueBackend> installCapture(const CaptureSpec& spec);
 // never seen by inet hooks).
 Result<void> installBlock(const std::vector<std::string>& interfaces);
 
+// Sandbox-to-sandbox traffic on a bridge is switched at layer 2; it meets
+// table inet tollgate only while br_netfilter hands bridged IP to the inet
+// hooks (net.bridge.bridge-nf-call-iptables / -ip6tables = 1 in this network
+// namespace). One message per listed interface that is a bridge where that
+// is not so, saying what is ungoverned and what to do; empty otherwise.
+// Reads /sys/class/net and /proc/sys of the calling process.
+std::vector<std::string> lateralTrafficWarnings(const std::vector<std::string>& interfaces);
+
 // Removes the table; ok if it does not exist.
 Result<void> removeTable();
 

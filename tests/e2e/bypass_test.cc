@@ -320,5 +320,24 @@ TEST(Ipv6ModeTest, CaptureGovernsSandboxIpv6) {
   EXPECT_FALSE(has(literal.out, "hello from")) << literal.out;
 }
 
+// Without br_netfilter handing bridged IP to the inet hooks, traffic between
+// sandboxes on the bridge never meets tollgate's table: tollgate says so at
+// start instead of implying a guarantee it cannot give.
+TEST(LateralTest, WarnsWhenBridgedTrafficBypassesTheTable) {
+  Scenario::Options o;
+  o.start_gateway = false;
+  Scenario s(o);
+  auto off = s.inHost({"sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"});
+  ASSERT_EQ(off.exit_code, 0) << off.err;
+  std::string err;
+  ASSERT_TRUE(s.startGateway(&err)) << err;
+  EXPECT_TRUE(has(s.gatewayStderr(), "bridge-nf-call-iptables is not 1")) << s.gatewayStderr();
+}
+
+TEST(LateralTest, NoWarningWhileBridgedTrafficIsGoverned) {
+  Scenario s(Scenario::Options{});
+  EXPECT_FALSE(has(s.gatewayStderr(), "lateral movement")) << s.gatewayStderr();
+}
+
 }  // namespace
 }  // namespace tollgate::e2e

@@ -225,6 +225,9 @@ TEST(BypassTest, NothingGetsThrough) {
       "UDP spoofing to an admitted destination", probe({"spoof-udp", kAttackerV4, kRealV4, "5353"}),
       [](const harness::CommandResult&) { return false; }, real_udp.get(),
       std::string("got ::ffff:") + kAttackerV4);
+  add("UDP spoofing the gateway's own address",
+      probe({"spoof-udp", gw4, kAttackerV4, "9999"}),
+      [](const harness::CommandResult&) { return false; }, attk_udp.get(), "got " + gw4);
   // Lateral movement to the other sandbox on the same bridge.
   add(
       "TCP to the other sandbox", probe({"tcp", other_sandbox, "8080"}),
@@ -337,6 +340,35 @@ TEST(LateralTest, WarnsWhenBridgedTrafficBypassesTheTable) {
 TEST(LateralTest, NoWarningWhileBridgedTrafficIsGoverned) {
   Scenario s(Scenario::Options{});
   EXPECT_FALSE(has(s.gatewayStderr(), "lateral movement")) << s.gatewayStderr();
+}
+
+// A forged source that does not route back through the sandbox bridge is
+// dropped by the reverse-path rule before NAT and policy see it.
+TEST(AntiSpoofTest, ForeignSourceIsDroppedBeforeNat) {
+  Scenario::Options o;
+  o.rules_yaml = kRules;
+  Scenario s(o);
+  auto real_udp = serve(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  ASSERT_NE(real_udp, nullptr);
+  auto counter = [&] {
+    auto r = s.inHost({"nft", "list", "chain", "inet", "tollgate", "prerouting_filter"});
+    const std::string key = "fib saddr . iif oif missing counter packets ";
+    size_t at = r.out.find(key);
+    return at == std::string::npos ? -1L : std::stol(r.out.substr(at + key.size()));
+  };
+  const long before = counter();
+  ASSERT_GE(before, 0);
+  for (const char* forged : {kBannerV4, kAttackerV4, "192.0.2.1"}) {
+    auto r = s.inSandbox(probe({"spoof-udp", forged, kRealV4, "5353"}));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::this_thread::sleep_for(200ms);
+  EXPECT_GE(counter(), before + 3);
+  EXPECT_FALSE(has(real_udp->stdoutText(), "got ::ffff:203.0.113.")) << real_udp->stdoutText();
+  EXPECT_FALSE(has(real_udp->stdoutText(), "got ::ffff:192.0.2.1")) << real_udp->stdoutText();
+  // The sandbox's own address still works.
+  auto own = s.inSandbox(probe({"udp", kRealV4, "5353", "1"}));
+  EXPECT_TRUE(has(own.out, "answered 1/1")) << own.out;
 }
 
 }  // namespace

@@ -158,7 +158,7 @@ AdmissionDecision decideAdmission(const Runtime& rt, const QueuedPacket& packet)
                    : decideIcmp(*rt.config, packet.src, packet.dst, &udp_entry);
   out.sandbox = d.sandbox != nullptr ? d.sandbox->name : "";
   out.reason = d.reason;
-  out.rule = d.rule != nullptr ? d.ruleLabel()
+  out.rule = d.rule != nullptr       ? d.ruleLabel()
              : udp_entry != SIZE_MAX ? "udp[" + std::to_string(udp_entry) + "]"
                                      : "";
   if (d.action == Action::Deny) {
@@ -204,8 +204,8 @@ Result<std::unique_ptr<UdpAdmission>> UdpAdmission::start(event_base* base, uint
   if (!self->handle_) {
     return fail("cannot open a netfilter queue socket (kernel lacks nfnetlink_queue?)");
   }
-  self->queue_.reset(nfq_create_queue(self->handle_.get(), queue_num, &UdpAdmission::onPacket,
-                                      self.get()));
+  self->queue_.reset(
+      nfq_create_queue(self->handle_.get(), queue_num, &UdpAdmission::onPacket, self.get()));
   if (!self->queue_) {
     return fail("cannot bind the queue (another tollgate running in this network namespace?)");
   }
@@ -278,8 +278,9 @@ int UdpAdmission::handle(nfq_q_handle* queue, nfq_data* data) {
   const uint32_t id = ntohl(hdr->packet_id);
   unsigned char* payload = nullptr;
   const int len = nfq_get_payload(data, &payload);
-  auto packet = len > 0 ? parseQueuedPacket(std::span<const uint8_t>(payload, static_cast<size_t>(len)))
-                        : Result<QueuedPacket>(makeError("no payload"));
+  auto packet = len > 0
+                    ? parseQueuedPacket(std::span<const uint8_t>(payload, static_cast<size_t>(len)))
+                    : Result<QueuedPacket>(makeError("no payload"));
   if (!packet) {
     // The table queues only UDP and echo requests; anything else is dropped.
     counters_->add(Counter::kUdpDenied);

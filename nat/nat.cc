@@ -4,7 +4,6 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 #include <poll.h>
-
 #include <unistd.h>
 
 #include <cerrno>
@@ -157,8 +156,8 @@ std::vector<std::string> lateralTrafficWarnings(const std::vector<std::string>& 
   for (const std::string& name : interfaces) {
     if (validateInterfaceName(name).ok() &&
         ::access(("/sys/class/net/" + name + "/bridge").c_str(), F_OK) == 0 && !(v4 && v6)) {
-      out.push_back("interface " + name +
-                    " is a bridge and net.bridge.bridge-nf-call-ip" + (v4 ? "6" : "") +
+      out.push_back("interface " + name + " is a bridge and net.bridge.bridge-nf-call-ip" +
+                    (v4 ? "6" : "") +
                     "tables is not 1 (br_netfilter off?): traffic between sandboxes on it is "
                     "switched without passing tollgate's table (lateral movement is not "
                     "governed); set net.bridge.bridge-nf-call-iptables and -ip6tables to 1, or "
@@ -196,8 +195,7 @@ Result<QueueBackend> installCapture(const CaptureSpec& spec) {
     if (r) {
       return backend;
     }
-    const bool queue_refused = failed != nullptr &&
-                               std::holds_alternative<msg::AddRule>(*failed) &&
+    const bool queue_refused = failed != nullptr && std::holds_alternative<msg::AddRule>(*failed) &&
                                usesQueue(std::get<msg::AddRule>(*failed).rule) &&
                                (failed_errno == ENOENT || failed_errno == EOPNOTSUPP);
     if (backend == QueueBackend::Native && !spec.queue_backend && queue_refused) {
@@ -205,8 +203,8 @@ Result<QueueBackend> installCapture(const CaptureSpec& spec) {
       continue;
     }
     if (!native_error.empty()) {
-      return makeError(r.message() + "; the native queue expression was refused too: " +
-                       native_error);
+      return makeError(r.message() +
+                       "; the native queue expression was refused too: " + native_error);
     }
     return r.error();
   }

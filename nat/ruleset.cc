@@ -154,7 +154,8 @@ class RuleBuilder {
     add(expr::Meta{NFT_META_NFPROTO, NFT_REG_1});
     add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(nfproto)});
     add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
-    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(v4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6})});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ,
+                  u8Bytes(v4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6})});
     add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1});
     add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(v4 ? kIcmpEchoRequest : kIcmpv6EchoRequest)});
     return word(v4 ? "icmp type echo-request" : "icmpv6 type echo-request");

@@ -110,7 +110,7 @@ struct Limit {  // limit rate [over] RATE/UNIT burst BURST type packets
   uint32_t flags;  // NFT_LIMIT_F_INV: match when *over* the rate
   bool operator==(const Limit&) const = default;
 };
-struct Fib {  // fib FLAGS RESULT => reg DREG
+struct Fib {        // fib FLAGS RESULT => reg DREG
   uint32_t flags;   // NFTA_FIB_F_*
   uint32_t result;  // enum nft_fib_result
   uint32_t dreg;

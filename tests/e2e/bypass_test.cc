@@ -7,7 +7,6 @@
 // a datagram logged by a server, a banner from another sandbox, tollgate's
 // metrics. Positive controls first, so a broken network cannot pass.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <cstdlib>
@@ -225,8 +224,8 @@ TEST(BypassTest, NothingGetsThrough) {
       "UDP spoofing to an admitted destination", probe({"spoof-udp", kAttackerV4, kRealV4, "5353"}),
       [](const harness::CommandResult&) { return false; }, real_udp.get(),
       std::string("got ::ffff:") + kAttackerV4);
-  add("UDP spoofing the gateway's own address",
-      probe({"spoof-udp", gw4, kAttackerV4, "9999"}),
+  add(
+      "UDP spoofing the gateway's own address", probe({"spoof-udp", gw4, kAttackerV4, "9999"}),
       [](const harness::CommandResult&) { return false; }, attk_udp.get(), "got " + gw4);
   // Lateral movement to the other sandbox on the same bridge.
   add(

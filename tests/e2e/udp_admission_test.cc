@@ -34,9 +34,8 @@ Scenario::Options options() {
 }
 
 std::unique_ptr<harness::Process> echoServer(Scenario& s) {
-  auto p = s.topo().spawn(s.topo().upstreamNs("real"),
-                          {"python3", toolPath("netprobe.py"), "udp-echo-server", "::", "5353",
-                           "5354"});
+  auto p = s.topo().spawn(s.topo().upstreamNs("real"), {"python3", toolPath("netprobe.py"),
+                                                        "udp-echo-server", "::", "5353", "5354"});
   if (!p) {
     ADD_FAILURE() << p.message();
     return nullptr;
@@ -143,21 +142,22 @@ TEST(UdpAdmissionTest, IcmpEchoOnlyToCidrRulesSmallAndRateLimited) {
   // Rate limit: a burst of 60 echo requests without pauses gets far fewer
   // than 60 replies (20/s, burst 5, all sandboxes together), though they
   // all belong to one admitted flow (one ICMP id).
-  auto burst = s.inSandbox({"python3", "-c",
-                            "import socket,struct,select,time\n"
-                            "s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)\n"
-                            "def ck(d):\n"
-                            "  v=sum(struct.unpack('!%dH'%(len(d)//2),d)); v=(v>>16)+(v&0xffff); v+=v>>16\n"
-                            "  return ~v&0xffff\n"
-                            "for i in range(60):\n"
-                            "  h=struct.pack('!BBHHH',8,0,0,77,i)+b'x'*8\n"
-                            "  s.sendto(struct.pack('!BBHHH',8,0,ck(h),77,i)+b'x'*8,('203.0.113.22',0))\n"
-                            "n=0; end=time.time()+1.5\n"
-                            "while time.time()<end:\n"
-                            "  r,_,_=select.select([s],[],[],0.2)\n"
-                            "  if r: d=s.recv(2048); n+= d[20]==0\n"
-                            "print('replies',n)\n"},
-                           20s);
+  auto burst =
+      s.inSandbox({"python3", "-c",
+                   "import socket,struct,select,time\n"
+                   "s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)\n"
+                   "def ck(d):\n"
+                   "  v=sum(struct.unpack('!%dH'%(len(d)//2),d)); v=(v>>16)+(v&0xffff); v+=v>>16\n"
+                   "  return ~v&0xffff\n"
+                   "for i in range(60):\n"
+                   "  h=struct.pack('!BBHHH',8,0,0,77,i)+b'x'*8\n"
+                   "  s.sendto(struct.pack('!BBHHH',8,0,ck(h),77,i)+b'x'*8,('203.0.113.22',0))\n"
+                   "n=0; end=time.time()+1.5\n"
+                   "while time.time()<end:\n"
+                   "  r,_,_=select.select([s],[],[],0.2)\n"
+                   "  if r: d=s.recv(2048); n+= d[20]==0\n"
+                   "print('replies',n)\n"},
+                  20s);
   ASSERT_EQ(burst.exit_code, 0) << burst.err;
   int replies = std::stoi(burst.out.substr(burst.out.find("replies ") + 8));
   EXPECT_GT(replies, 0);

@@ -62,8 +62,18 @@ Bytes ipv6(uint8_t proto, Bytes l4, std::vector<std::pair<uint8_t, Bytes>> ext =
 }
 
 Bytes udp(uint16_t sport, uint16_t dport) {
-  return {static_cast<uint8_t>(sport >> 8), static_cast<uint8_t>(sport), static_cast<uint8_t>(dport >> 8),
-          static_cast<uint8_t>(dport), 0, 12, 0, 0, 'a', 'b', 'c', 'd'};
+  return {static_cast<uint8_t>(sport >> 8),
+          static_cast<uint8_t>(sport),
+          static_cast<uint8_t>(dport >> 8),
+          static_cast<uint8_t>(dport),
+          0,
+          12,
+          0,
+          0,
+          'a',
+          'b',
+          'c',
+          'd'};
 }
 
 Bytes icmp(uint8_t type) { return {type, 0, 0, 0, 0, 1, 0, 1, 'p', 'i', 'n', 'g'}; }
@@ -135,9 +145,10 @@ TEST(ParseQueuedPacket, EveryTruncationIsRefused) {
 
 TEST(ParseQueuedPacket, GarbageIsRefused) {
   EXPECT_FALSE(parseQueuedPacket(Bytes{}).ok());
-  EXPECT_FALSE(parseQueuedPacket(Bytes(60, 0x55)).ok());   // version 5
+  EXPECT_FALSE(parseQueuedPacket(Bytes(60, 0x55)).ok());  // version 5
   EXPECT_FALSE(parseQueuedPacket(ipv4(IPPROTO_TCP, udp(1, 2))).ok());
-  EXPECT_FALSE(parseQueuedPacket(ipv4(IPPROTO_UDP, udp(1, 2), {10, 77, 0, 10}, {1, 2, 3, 4}, 0x0010)).ok());
+  EXPECT_FALSE(
+      parseQueuedPacket(ipv4(IPPROTO_UDP, udp(1, 2), {10, 77, 0, 10}, {1, 2, 3, 4}, 0x0010)).ok());
   Bytes bad_ihl = ipv4(IPPROTO_UDP, udp(1, 2));
   bad_ihl[0] = 0x44;  // IHL 16 bytes < 20
   EXPECT_FALSE(parseQueuedPacket(bad_ihl).ok());

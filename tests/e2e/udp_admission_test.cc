@@ -93,6 +93,11 @@ TEST(UdpAdmissionTest, AdmittedFlowFlowsDeniedFlowIsDroppedAndAuditedOnce) {
   EXPECT_EQ(countWhere(all, std::string(kRealV4) + ":5354", "deny"), 1u);
   // One record per admitted flow, not per datagram.
   EXPECT_LE(countWhere(all, std::string(kRealV4) + ":5353", "passthrough"), 2u);
+
+  // A clean stop releases the queue (RAII) and leaves the block table.
+  EXPECT_EQ(s.stopGateway(), 0) << s.gatewayStderr();
+  EXPECT_EQ(s.gatewayStderr().find("Sanitizer"), std::string::npos) << s.gatewayStderr();
+  EXPECT_NE(probe(s, {"udp", kRealV4, "5353", "1"}).find("answered 0/1"), std::string::npos);
 }
 
 TEST(UdpAdmissionTest, DenyCidrsWinOverAUdpRule) {

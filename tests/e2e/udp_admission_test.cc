@@ -66,7 +66,9 @@ size_t countWhere(const std::vector<nlohmann::json>& records, const std::string&
 }
 
 TEST(UdpAdmissionTest, AdmittedFlowFlowsDeniedFlowIsDroppedAndAuditedOnce) {
-  Scenario s(options());
+  Scenario::Options o = options();
+  o.extra_gateway_yaml = "  metrics: 127.0.0.1:19466\n";
+  Scenario s(o);
   auto server = echoServer(s);
   ASSERT_NE(server, nullptr);
 
@@ -93,6 +95,17 @@ TEST(UdpAdmissionTest, AdmittedFlowFlowsDeniedFlowIsDroppedAndAuditedOnce) {
   EXPECT_EQ(countWhere(all, std::string(kRealV4) + ":5354", "deny"), 1u);
   // One record per admitted flow, not per datagram.
   EXPECT_LE(countWhere(all, std::string(kRealV4) + ":5353", "passthrough"), 2u);
+
+  // Counted in the metrics.
+  auto m = s.inHost({"curl", "-sS", "--max-time", "5", "http://127.0.0.1:19466/metrics"});
+  EXPECT_NE(m.out.find("tollgate_udp_admissions_total{verdict=\"admitted\"} "), std::string::npos)
+      << m.out;
+  auto value = [&](const std::string& series) {
+    size_t at = m.out.find(series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(m.out.substr(at + series.size() + 1));
+  };
+  EXPECT_GE(value("tollgate_udp_admissions_total{verdict=\"admitted\"}"), 2);  // IPv4 and IPv6
+  EXPECT_GE(value("tollgate_udp_admissions_total{verdict=\"denied\"}"), 3);    // each packet
 
   // A clean stop releases the queue (RAII) and leaves the block table.
   EXPECT_EQ(s.stopGateway(), 0) << s.gatewayStderr();

@@ -35,6 +35,8 @@ enum class Counter : size_t {
   kMitmUpstreamFailed,
   kMitmClientRejectedCert,
   kResolvedFromDnsAnswers,
+  kUdpAdmitted,  // UDP flows / echo requests admitted through NFQUEUE
+  kUdpDenied,    // queued packets dropped (denied, or not parseable)
   kCount,
 };
 
@@ -48,7 +50,7 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Counter::kCoun
         "relay_errors",   "bytes_up",        "bytes_down",
         "dns_answered",   "dns_refused",     "http_exchanges",
         "credential_injections", "mitm_upstream_failed", "mitm_client_rejected_cert",
-        "resolved_from_dns_answers",
+        "resolved_from_dns_answers", "udp_admitted", "udp_denied",
 };
 
 class Counters {

@@ -80,6 +80,10 @@ std::string renderMetrics(const MetricsSnapshot& s) {
   family(out, "tollgate_dns_queries_total", "counter", "Sandbox DNS queries by verdict.");
   sample(out, "tollgate_dns_queries_total", "verdict=\"answered\"", v(Counter::kDnsAnswered));
   sample(out, "tollgate_dns_queries_total", "verdict=\"refused\"", v(Counter::kDnsRefused));
+  family(out, "tollgate_udp_admissions_total", "counter",
+         "UDP flows and ICMP echo requests decided through NFQUEUE, by verdict.");
+  sample(out, "tollgate_udp_admissions_total", "verdict=\"admitted\"", v(Counter::kUdpAdmitted));
+  sample(out, "tollgate_udp_admissions_total", "verdict=\"denied\"", v(Counter::kUdpDenied));
   if (s.leaves) {
     family(out, "tollgate_leaf_cache_total", "counter", "Leaf certificate cache look-ups.");
     sample(out, "tollgate_leaf_cache_total", "result=\"hit\"", static_cast<double>(s.leaves->hits));

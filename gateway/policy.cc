@@ -140,17 +140,50 @@ std::optional<Decision> decideWithoutName(const Config& config, const SockAddr& 
   return byDefault(*sandbox);
 }
 
-Decision decideUdp(const Config& config, const SockAddr& src, const SockAddr& dst) {
+Decision decideUdp(const Config& config, const SockAddr& src, const SockAddr& dst,
+                   size_t* entry) {
   const Sandbox* sandbox = selectSandbox(config, src);
   if (sandbox == nullptr) {
     return noSandbox();
   }
-  for (const UdpRule& udp : sandbox->udp) {
+  for (size_t i = 0; i < sandbox->udp.size(); ++i) {
+    const UdpRule& udp = sandbox->udp[i];
     if (udp.cidrs.empty() && udp.ports.empty()) {
       continue;  // rejected by the validator; never admit everything by accident
     }
     if ((udp.cidrs.empty() || anyCidrContains(udp.cidrs, dst)) &&
         (udp.ports.empty() || anyPortAdmits(udp.ports, dst.port()))) {
+      if (entry != nullptr) {
+        *entry = i;
+      }
+      return Decision{Action::Passthrough, "rule", sandbox, nullptr};
+    }
+  }
+  return Decision{Action::Deny, "default", sandbox, nullptr};
+}
+
+Decision decideIcmp(const Config& config, const SockAddr& src, const SockAddr& dst,
+                    size_t* udp_entry) {
+  const Sandbox* sandbox = selectSandbox(config, src);
+  if (sandbox == nullptr) {
+    return noSandbox();
+  }
+  for (const Rule& rule : sandbox->rules) {
+    if (!rule.hosts.empty() || rule.cidrs.empty() || !anyCidrContains(rule.cidrs, dst)) {
+      continue;
+    }
+    Decision d = byRule(*sandbox, rule);
+    if (d.action == Action::Mitm) {
+      d.action = Action::Passthrough;  // nothing to terminate in an echo
+    }
+    return d;
+  }
+  for (size_t i = 0; i < sandbox->udp.size(); ++i) {
+    const UdpRule& udp = sandbox->udp[i];
+    if (!udp.cidrs.empty() && anyCidrContains(udp.cidrs, dst)) {
+      if (udp_entry != nullptr) {
+        *udp_entry = i;
+      }
       return Decision{Action::Passthrough, "rule", sandbox, nullptr};
     }
   }

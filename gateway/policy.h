@@ -55,7 +55,19 @@ std::optional<Decision> decideWithoutName(const Config& config, const SockAddr& 
 // stays nullptr; no Rule object exists for udp entries) when a `udp:` entry
 // of the sandbox admits dst, else Deny "default"; no sandbox → Deny
 // "no_sandbox". The caller still applies checkUpstream() to admitted flows.
-Decision decideUdp(const Config& config, const SockAddr& src, const SockAddr& dst);
+// `entry`, if given, receives the index of the admitting `udp:` entry.
+Decision decideUdp(const Config& config, const SockAddr& src, const SockAddr& dst,
+                   size_t* entry = nullptr);
+
+// ICMP(v6) echo admission (NFQUEUE): echo has no name and no port, so only
+// address rules count. The first `rules:` entry without hosts whose cidrs
+// contain dst decides (deny rule: Deny "rule"; otherwise Passthrough "rule",
+// Decision::rule set); else a `udp:` entry with cidrs containing dst admits
+// (Passthrough "rule", `*udp_entry` set when given); else Deny "default" —
+// the sandbox default is not applied, so `default: passthrough` does not
+// open ping to everywhere. No sandbox → Deny "no_sandbox".
+Decision decideIcmp(const Config& config, const SockAddr& src, const SockAddr& dst,
+                    size_t* udp_entry = nullptr);
 
 // For `dns: policy`: could some flow to `normalized_name` be allowed
 // (passthrough or mitm) in this sandbox by a rule that names it? Only rules

@@ -31,6 +31,7 @@
 #include "gateway/secrets.h"
 #include "mitm/upstream_tls.h"
 #include "gateway/tls_responder.h"
+#include "gateway/udp_admission.h"
 #include "gateway/worker.h"
 #include "nat/nat.h"
 
@@ -396,10 +397,27 @@ class Daemon {
 
     // Listeners are bound before capture starts: a redirected SYN never
     // meets a closed port because of start-up order.
-    if (auto r = nat::installCapture(captureSpec(g)); !r) {
-      log::error("nftables: {}", r.message());
+    auto backend = nat::installCapture(captureSpec(g));
+    if (!backend) {
+      log::error("nftables: {}", backend.message());
       return 1;
     }
+    // UDP / ICMP echo admission: until it listens, queued packets are
+    // dropped by the kernel (no bypass), so the order only delays them.
+    auto admission = UdpAdmission::start(
+        base, nat::kDefaultQueueNum, [this] { return runtime_.load(); }, audit_.get(),
+        &counters_);
+    if (!admission) {
+      log::error("{}", admission.message());
+      (void)leaveTable();
+      return 1;
+    }
+    udp_admission_ = std::move(*admission);
+    for (const std::string& w : nat::lateralTrafficWarnings(g.interfaces)) {
+      log::warn("{}", w);
+    }
+    log::info("UDP and ICMP echo admission on NFQUEUE {} ({} queue expression)",
+              nat::kDefaultQueueNum, nat::queueBackendName(*backend));
     // Everything that needs root is done. Drop before any worker thread
     // starts: credentials and capabilities are per thread.
     std::vector<std::string> reread{path_};
@@ -450,6 +468,7 @@ class Daemon {
       w->join();
     }
     workers_.clear();
+    udp_admission_.reset();  // queued packets are dropped from here on (fail closed)
     return leaveTable();
   }
 
@@ -756,6 +775,7 @@ class Daemon {
   std::optional<std::chrono::system_clock::time_point> last_reload_at_;
   std::string config_digest_;
   EvHttpPtr control_;
+  std::unique_ptr<UdpAdmission> udp_admission_;  // lives on main_base_
 };
 
 }  // namespace

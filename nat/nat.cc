@@ -4,11 +4,13 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netlink.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <optional>
 
 #include "base/unique.h"
@@ -106,7 +108,9 @@ class NfSocket {
 uint32_t initialSeq() { return static_cast<uint32_t>(std::time(nullptr)); }
 
 // Sends `messages` as one transaction and reads back every per-message ACK.
-Result<void> runBatch(const std::vector<Message>& messages) {
+// On a per-message error, *failed / *failed_errno (if given) name the first.
+Result<void> runBatch(const std::vector<Message>& messages, const Message** failed = nullptr,
+                      int* failed_errno = nullptr) {
   auto sock = NfSocket::open();
   if (!sock) {
     return sock.error();
@@ -132,17 +136,79 @@ Result<void> runBatch(const std::vector<Message>& messages) {
       answers.add(r);
     }
   }
+  if (failed != nullptr && failed_errno != nullptr) {
+    answers.firstError(failed, failed_errno);
+  }
   return answers.outcome();
 }
 
 }  // namespace
 
-Result<void> installCapture(const CaptureSpec& spec) {
-  auto ruleset = buildCaptureRuleset(spec);
-  if (!ruleset) {
-    return ruleset.error();
+std::vector<std::string> lateralTrafficWarnings(const std::vector<std::string>& interfaces) {
+  auto enabled = [](const char* path) {
+    std::ifstream in(path);
+    std::string value;
+    return static_cast<bool>(in >> value) && value == "1";
+  };
+  const bool v4 = enabled("/proc/sys/net/bridge/bridge-nf-call-iptables");
+  const bool v6 = enabled("/proc/sys/net/bridge/bridge-nf-call-ip6tables");
+  std::vector<std::string> out;
+  for (const std::string& name : interfaces) {
+    if (validateInterfaceName(name).ok() &&
+        ::access(("/sys/class/net/" + name + "/bridge").c_str(), F_OK) == 0 && !(v4 && v6)) {
+      out.push_back("interface " + name + " is a bridge and net.bridge.bridge-nf-call-ip" +
+                    (v4 ? "6" : "") +
+                    "tables is not 1 (br_netfilter off?): traffic between sandboxes on it is "
+                    "switched without passing tollgate's table (lateral movement is not "
+                    "governed); set net.bridge.bridge-nf-call-iptables and -ip6tables to 1, or "
+                    "isolate the bridge ports (`bridge link set dev PORT isolated on`)");
+    }
   }
-  return runBatch(planReplace(*ruleset));
+  return out;
+}
+
+const char* queueBackendName(QueueBackend backend) {
+  return backend == QueueBackend::Native ? "native" : "compat";
+}
+
+// Probing by trying: the whole capture table goes in one transaction, so a
+// kernel that refuses the native queue expression (ENOENT: no such
+// expression type) leaves nothing behind, and the same table is sent again
+// with xt NFQUEUE through nft_compat. Any other failure is reported as is.
+Result<QueueBackend> installCapture(const CaptureSpec& spec) {
+  std::vector<QueueBackend> order;
+  if (spec.queue_backend) {
+    order = {*spec.queue_backend};
+  } else {
+    order = {QueueBackend::Native, QueueBackend::Compat};
+  }
+  std::string native_error;
+  for (QueueBackend backend : order) {
+    auto ruleset = buildCaptureRuleset(spec, backend);
+    if (!ruleset) {
+      return ruleset.error();
+    }
+    auto plan = planReplace(*ruleset);
+    int failed_errno = 0;
+    const Message* failed = nullptr;
+    auto r = runBatch(plan, &failed, &failed_errno);
+    if (r) {
+      return backend;
+    }
+    const bool queue_refused = failed != nullptr && std::holds_alternative<msg::AddRule>(*failed) &&
+                               usesQueue(std::get<msg::AddRule>(*failed).rule) &&
+                               (failed_errno == ENOENT || failed_errno == EOPNOTSUPP);
+    if (backend == QueueBackend::Native && !spec.queue_backend && queue_refused) {
+      native_error = r.message();
+      continue;
+    }
+    if (!native_error.empty()) {
+      return makeError(r.message() +
+                       "; the native queue expression was refused too: " + native_error);
+    }
+    return r.error();
+  }
+  return makeError("nftables: no queue backend to try");
 }
 
 Result<void> installBlock(const std::vector<std::string>& interfaces) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,30 @@
 namespace tollgate::nat {
 
 inline constexpr const char* kTableName = "tollgate";  // family inet
+
+// NFQUEUE admission of sandbox UDP flows and ICMP(v6) echo (DESIGN.md "Data
+// flow"). The first packet of such a flow is queued to tollgate; the verdict
+// is NF_REPEAT with one of these skb marks, and the first rule of the forward
+// chain copies an admit mark into the conntrack mark, so every later packet of
+// the flow is decided by `ct mark` in the kernel. The values fill the whole
+// 32-bit mark (other users of skb/ct marks on the sandbox interfaces clash).
+inline constexpr uint16_t kDefaultQueueNum = 7467;
+inline constexpr uint32_t kMarkAdmit = 0x74670001;
+inline constexpr uint32_t kMarkDeny = 0x74670002;
+// ICMP echo requests admitted by policy must also be small and few: a payload
+// of at most kMaxEchoPayload bytes, and at most kEchoRatePerSecond (burst
+// kEchoBurst) over all sandboxes; the rest is dropped before the queue.
+inline constexpr uint32_t kMaxEchoPayload = 64;
+inline constexpr uint64_t kEchoRatePerSecond = 20;
+inline constexpr uint32_t kEchoBurst = 5;
+
+// How the queue rule reaches nfnetlink_queue: the native nft `queue`
+// expression (CONFIG_NFT_QUEUE), or xtables' NFQUEUE target through nft's
+// compat layer (CONFIG_NFT_COMPAT + CONFIG_NETFILTER_XT_TARGET_NFQUEUE), what
+// iptables-nft uses. Both queue without the bypass flag: when no process
+// listens on the queue, or it is full, the kernel drops (fail closed).
+enum class QueueBackend { Native, Compat };
+const char* queueBackendName(QueueBackend backend);  // "native" | "compat"
 
 struct CaptureSpec {
   // Sandbox-facing interfaces, e.g. {"br0"}. Matched by name (`iifname`), so
@@ -32,6 +57,12 @@ struct CaptureSpec {
   // address, where tollgate's DNS service answers. Must differ from
   // listen_port and must not be 53.
   uint16_t dns_port = 0;
+  // NFQUEUE number for UDP / ICMP echo admission (see kMarkAdmit).
+  uint16_t queue_num = kDefaultQueueNum;
+  // Which queue expression to use; unset = probe: native first, compat when
+  // the kernel refuses the native one (the batch is atomic, so a refused
+  // attempt changed nothing).
+  std::optional<QueueBackend> queue_backend;
 };
 
 // Builds and sends ONE atomic netlink batch that replaces any existing
@@ -50,9 +81,15 @@ struct CaptureSpec {
 //   forward (filter): UDP to port 443 (QUIC/HTTP3) is refused with ICMP(v6)
 //     port unreachable (`reject with icmpx type port-unreachable`), so
 //     clients fall back to TCP, which is captured, at once instead of after
-//     a timeout; otherwise nothing from the interfaces is routed, nothing new
-//     into them (UDP other than DNS and QUIC, ICMP, ... silently dropped,
-//     fail closed).
+//     a timeout; flows admitted by tollgate (ct mark kMarkAdmit) pass, and
+//     so do ICMP errors about them (ct state related shares the mark);
+//     new UDP flows and ICMP(v6) echo requests (small and rate limited) go
+//     to NFQUEUE queue_num, whose verdict (skb mark + NF_REPEAT) is copied
+//     into the ct mark; nothing else from the interfaces is routed, nothing
+//     new into them (fail closed).
+//   prerouting_filter (filter, prio -160): neighbour discovery passes; a
+//     source address the interface could not be routed back to (`fib saddr
+//     . iif oif missing`, reverse-path check) is dropped.
 // With ipv6_capture = false every IPv6 packet (but neighbour discovery) is
 // dropped before NAT (so IPv6 QUIC is dropped, not refused) and the
 // redirects match IPv4 only.
@@ -70,7 +107,8 @@ struct CaptureSpec {
 // on (bound to that address): conntrack rewrites the reply's source back to
 // the address and port 53 the sandbox queried, so resolvers in the sandbox
 // accept it.
-Result<void> installCapture(const CaptureSpec& spec);
+// Returns the queue backend the installed table uses.
+Result<QueueBackend> installCapture(const CaptureSpec& spec);
 
 // Atomically replaces the table with a fail-closed one: everything arriving on
 // the interfaces is silently dropped (input and forward; QUIC too, nothing is
@@ -78,6 +116,14 @@ Result<void> installCapture(const CaptureSpec& spec);
 // discovery messages that keep the link itself working (ARP is not IP and is
 // never seen by inet hooks).
 Result<void> installBlock(const std::vector<std::string>& interfaces);
+
+// Sandbox-to-sandbox traffic on a bridge is switched at layer 2; it meets
+// table inet tollgate only while br_netfilter hands bridged IP to the inet
+// hooks (net.bridge.bridge-nf-call-iptables / -ip6tables = 1 in this network
+// namespace). One message per listed interface that is a bridge where that
+// is not so, saying what is ungoverned and what to do; empty otherwise.
+// Reads /sys/class/net and /proc/sys of the calling process.
+std::vector<std::string> lateralTrafficWarnings(const std::vector<std::string>& interfaces);
 
 // Removes the table; ok if it does not exist.
 Result<void> removeTable();

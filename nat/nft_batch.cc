@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -208,6 +209,47 @@ Result<NftExpr> makeExpr(const Expr& e) {
             nftnl_expr_set_u32(x.get(), NFTNL_EXPR_REJECT_TYPE, v.type);
             nftnl_expr_set_u8(x.get(), NFTNL_EXPR_REJECT_CODE, v.code);
           }
+        } else if constexpr (std::is_same_v<T, expr::CtSet>) {
+          if ((x = alloc("ct"))) {
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CT_KEY, v.key);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_CT_SREG, v.sreg);
+          }
+        } else if constexpr (std::is_same_v<T, expr::Limit>) {
+          if ((x = alloc("limit"))) {
+            nftnl_expr_set_u64(x.get(), NFTNL_EXPR_LIMIT_RATE, v.rate);
+            nftnl_expr_set_u64(x.get(), NFTNL_EXPR_LIMIT_UNIT, v.unit_seconds);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LIMIT_BURST, v.burst);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_LIMIT_FLAGS, v.flags);
+          }
+        } else if constexpr (std::is_same_v<T, expr::Fib>) {
+          if ((x = alloc("fib"))) {
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_FIB_FLAGS, v.flags);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_FIB_RESULT, v.result);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_FIB_DREG, v.dreg);
+          }
+        } else if constexpr (std::is_same_v<T, expr::Queue>) {
+          if ((x = alloc("queue"))) {
+            nftnl_expr_set_u16(x.get(), NFTNL_EXPR_QUEUE_NUM, v.num);
+            nftnl_expr_set_u16(x.get(), NFTNL_EXPR_QUEUE_TOTAL, v.total);
+            nftnl_expr_set_u16(x.get(), NFTNL_EXPR_QUEUE_FLAGS, v.flags);
+          }
+        } else if constexpr (std::is_same_v<T, expr::XtTarget>) {
+          // nft_compat's "target" expression; libnftnl's setter keeps the
+          // pointer (it does not copy), so hand it a copy the expression
+          // owns and frees (nftnl_expr_free frees TG_INFO and TG_NAME).
+          if ((x = alloc("target"))) {
+            void* info = std::malloc(v.info.size());
+            if (info == nullptr) {
+              x.reset();
+            } else {
+              std::memcpy(info, v.info.data(), v.info.size());
+              nftnl_expr_set_str(x.get(), NFTNL_EXPR_TG_NAME, v.name.c_str());
+              nftnl_expr_set_u32(x.get(), NFTNL_EXPR_TG_REV, v.rev);
+              nftnl_expr_set(x.get(), NFTNL_EXPR_TG_INFO, info,
+                             static_cast<uint32_t>(v.info.size()));
+            }
+          }
         } else {
           static_assert(sizeof(T) == 0, "unhandled expression");
         }
@@ -324,7 +366,23 @@ std::string featureHint(const Message& m) {
       }
     }
     for (const Expr& e : rule->rule.exprs) {
-      if (std::holds_alternative<expr::Ct>(e)) {
+      if (std::holds_alternative<expr::Queue>(e)) {
+        return "kernel lacks the native nft queue expression (CONFIG_NFT_QUEUE, module "
+               "nft_queue?)";
+      }
+      if (std::holds_alternative<expr::XtTarget>(e)) {
+        return "kernel lacks xtables NFQUEUE through nft compat (CONFIG_NFT_COMPAT and "
+               "CONFIG_NETFILTER_XT_TARGET_NFQUEUE, modules nft_compat and xt_NFQUEUE?)";
+      }
+      if (std::holds_alternative<expr::Fib>(e)) {
+        return "kernel lacks nft fib lookups (CONFIG_NFT_FIB_INET, module nft_fib_inet?)";
+      }
+      if (std::holds_alternative<expr::Limit>(e)) {
+        return "kernel lacks nft limit (CONFIG_NFT_LIMIT, module nft_limit?)";
+      }
+    }
+    for (const Expr& e : rule->rule.exprs) {
+      if (std::holds_alternative<expr::Ct>(e) || std::holds_alternative<expr::CtSet>(e)) {
         return "kernel lacks nft conntrack matching (CONFIG_NFT_CT, module nft_ct?)";
       }
     }
@@ -524,6 +582,17 @@ Result<void> BatchAnswers::outcome() const {
     }
   }
   return {};
+}
+
+void BatchAnswers::firstError(const Message** message, int* err) const {
+  for (const auto& [seq, reply] : errors_) {
+    auto it = index_by_seq_.find(seq);
+    if (it != index_by_seq_.end()) {
+      *message = &messages_[it->second];
+      *err = reply.error;
+      return;
+    }
+  }
 }
 
 std::string explainError(const Message& m, int err, const std::string& detail) {

@@ -59,6 +59,9 @@ class BatchAnswers {
   // Ok when every message was ACKed with 0. Otherwise the first error (in
   // message order), explained: what failed, the errno text, and a hint.
   Result<void> outcome() const;
+  // The first message (in batch order) the kernel refused, and its errno;
+  // leaves both untouched when no single message was refused.
+  void firstError(const Message** message, int* err) const;
 
  private:
   const std::vector<Message>& messages_;

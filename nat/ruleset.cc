@@ -4,9 +4,12 @@
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/x_tables.h>
+#include <linux/netfilter/xt_NFQUEUE.h>
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -24,8 +27,23 @@ constexpr uint8_t kNdNeighborAdvert = 136;
 // nf_conntrack state bits as nft's `ct state` sees them: 1 << (ctinfo + 1).
 constexpr uint32_t kCtStateEstablished = 1u << (IP_CT_ESTABLISHED + 1);
 constexpr uint32_t kCtStateRelated = 1u << (IP_CT_RELATED + 1);
+constexpr uint32_t kCtStateNew = 1u << (IP_CT_NEW + 1);
+
+// ICMP(v6) echo request types (RFC 792, RFC 4443 section 4.1).
+constexpr uint8_t kIcmpEchoRequest = 8;
+constexpr uint8_t kIcmpv6EchoRequest = 128;
+// Largest echo request admitted: IPv4 header (20) / IPv6 header (40, any
+// extension header counts against the payload) + ICMP header (8) + payload.
+constexpr uint16_t kMaxEchoIpv4TotalLength = 20 + 8 + kMaxEchoPayload;
+constexpr uint16_t kMaxEchoIpv6PayloadLength = 8 + kMaxEchoPayload;
 
 Bytes u8Bytes(uint8_t v) { return Bytes{v}; }
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "0x%08x", v);
+  return buf;
+}
 
 // Host byte order, as the kernel stores ct state/status in a register.
 Bytes u32HostBytes(uint32_t v) {
@@ -97,6 +115,84 @@ class RuleBuilder {
     add(expr::Bitwise{NFT_REG_1, NFT_REG_1, u32HostBytes(IPS_DST_NAT), u32HostBytes(0)});
     add(expr::Cmp{NFT_REG_1, NFT_CMP_NEQ, u32HostBytes(0)});
     return word("ct status dnat");
+  }
+
+  RuleBuilder& ctStateNew() {
+    add(expr::Ct{NFT_CT_STATE, NFT_REG_1});
+    add(expr::Bitwise{NFT_REG_1, NFT_REG_1, u32HostBytes(kCtStateNew), u32HostBytes(0)});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_NEQ, u32HostBytes(0)});
+    return word("ct state new");
+  }
+
+  // Marks are host-order u32 in registers, as nft stores them.
+  RuleBuilder& metaMarkIs(uint32_t mark) {
+    add(expr::Meta{NFT_META_MARK, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u32HostBytes(mark)});
+    return word("meta mark " + hex32(mark));
+  }
+  RuleBuilder& ctMarkIs(uint32_t mark) {
+    add(expr::Ct{NFT_CT_MARK, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u32HostBytes(mark)});
+    return word("ct mark " + hex32(mark));
+  }
+  RuleBuilder& ctMarkSet(uint32_t mark) {
+    add(expr::Immediate{NFT_REG_1, u32HostBytes(mark)});
+    add(expr::CtSet{NFT_CT_MARK, NFT_REG_1});
+    return word("ct mark set " + hex32(mark));
+  }
+
+  RuleBuilder& l4protoUdp() {
+    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(IPPROTO_UDP)});
+    return word("meta l4proto udp");
+  }
+
+  // `icmp type echo-request` / `icmpv6 type echo-request`, with the nfproto
+  // and l4proto dependencies nft adds (and hides when printing).
+  RuleBuilder& echoRequest(uint8_t nfproto) {
+    const bool v4 = nfproto == NFPROTO_IPV4;
+    add(expr::Meta{NFT_META_NFPROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(nfproto)});
+    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ,
+                  u8Bytes(v4 ? uint8_t{IPPROTO_ICMP} : uint8_t{IPPROTO_ICMPV6})});
+    add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(v4 ? kIcmpEchoRequest : kIcmpv6EchoRequest)});
+    return word(v4 ? "icmp type echo-request" : "icmpv6 type echo-request");
+  }
+
+  // `ip length > N` (IPv4 total length) / `ip6 length > N` (IPv6 payload
+  // length). Needs a preceding nfproto match (echoRequest()).
+  RuleBuilder& ipLengthOver(uint8_t nfproto, uint16_t n) {
+    const bool v4 = nfproto == NFPROTO_IPV4;
+    add(expr::Payload{NFT_PAYLOAD_NETWORK_HEADER, v4 ? 2u : 4u, 2, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_GT, u16NetBytes(n)});
+    return word(std::string(v4 ? "ip length > " : "ip6 length > ") + std::to_string(n));
+  }
+
+  // `limit rate over RATE/second` (burst kEchoBurst packets): matches the
+  // packets beyond the rate.
+  RuleBuilder& limitOver(uint64_t per_second, uint32_t burst) {
+    add(expr::Limit{per_second, 1, burst, NFT_LIMIT_F_INV});
+    return word("limit rate over " + std::to_string(per_second) + "/second");
+  }
+
+  // `fib saddr . iif oif missing`: no route back to the source through the
+  // interface it came in on (strict reverse-path check).
+  RuleBuilder& fibSaddrIifMissing() {
+    add(expr::Fib{NFTA_FIB_F_SADDR | NFTA_FIB_F_IIF | NFTA_FIB_F_PRESENT, NFT_FIB_RESULT_OIF,
+                  NFT_REG_1});
+    // nft 1.0.6 compares the whole 4-byte oif register (the kernel stores
+    // the existence flag in its first byte and zeroes the rest); a 1-byte
+    // compare works the same but nft lists it as `oif missing/8`.
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u32HostBytes(0)});
+    return word("fib saddr . iif oif missing");
+  }
+
+  RuleBuilder& queue(QueueBackend backend, uint16_t num) {
+    add(queueExpr(backend, num));
+    // nft lists the compat target the same way (it translates xt NFQUEUE).
+    return word("queue num " + std::to_string(num));
   }
 
   RuleBuilder& counter() {
@@ -275,7 +371,7 @@ Bytes encodeIfname(std::string_view name) {
   return key;
 }
 
-Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
+Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backend) {
   auto interfaces = normalizeInterfaces(spec.interfaces);
   if (!interfaces) {
     return interfaces.error();
@@ -302,10 +398,16 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
                    : "tollgate capture (ipv6: block); managed by tollgate, do not edit";
   rs.sets = {makeIfaceSet(*interfaces), makeNdSet()};
 
+  // prerouting_filter is created first with `ipv6: block` (as it always
+  // was) and last otherwise; chain creation order has no effect on traffic.
+  const Chain prerouting_filter{
+      "prerouting_filter", "filter", NF_INET_PRE_ROUTING, kPriorityPreroutingFilter,
+      spec.ipv6_capture ? "before NAT: drop sandbox packets with a source not routable back to "
+                          "their interface"
+                        : "before NAT: drop spoofed sources; ipv6: block - drop sandbox IPv6, "
+                          "except neighbour discovery"};
   if (!spec.ipv6_capture) {
-    rs.chains.push_back(
-        Chain{"prerouting_filter", "filter", NF_INET_PRE_ROUTING, kPriorityPreroutingFilter,
-              "ipv6: block - drop sandbox IPv6 before NAT, except neighbour discovery"});
+    rs.chains.push_back(prerouting_filter);
   }
   rs.chains.push_back(
       Chain{"prerouting", "nat", NF_INET_PRE_ROUTING, kPriorityNat,
@@ -317,6 +419,9 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
                 : "sandboxes reach only the tollgate listener on this host"});
   rs.chains.push_back(Chain{"forward", "filter", NF_INET_FORWARD, kPriorityFilter,
                             "nothing is routed to or from sandboxes past the gateway"});
+  if (spec.ipv6_capture) {
+    rs.chains.push_back(prerouting_filter);
+  }
 
   if (!spec.ipv6_capture) {
     rs.rules.push_back(ndAccept("prerouting_filter"));
@@ -395,6 +500,81 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
   // reach otherwise. With `ipv6: block` IPv6 never gets here (dropped in
   // prerouting_filter), so only IPv4 QUIC is refused.
   rs.rules.push_back(quicReject("forward"));
+
+  // NFQUEUE admission. The queue verdict is NF_REPEAT with skb mark
+  // kMarkAdmit / kMarkDeny: the packet re-enters this chain from the top
+  // (nf_reinject runs the same hook entry again), where the first two rules
+  // act on the mark. An ACCEPT verdict would leave the chain at once, so a
+  // rule after the queue rule could never copy the mark into conntrack.
+  // Admitted: the ct mark records the decision, and every later packet of
+  // the flow (both directions, and ICMP errors about it, which carry the
+  // same conntrack entry as `ct state related`) is accepted by `ct mark`
+  // without leaving the kernel. Denied: dropped; the conntrack entry of a
+  // dropped first packet is never confirmed, so later packets of a denied
+  // flow are queued again (tollgate answers them from a cache and audits
+  // the flow once).
+  rs.rules.push_back(RuleBuilder("forward")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .metaMarkIs(kMarkAdmit)
+                         .ctMarkSet(kMarkAdmit)
+                         .counter()
+                         .accept()
+                         .build("admitted by tollgate (queue verdict): remember it in conntrack"));
+  rs.rules.push_back(RuleBuilder("forward")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .metaMarkIs(kMarkDeny)
+                         .counter()
+                         .drop()
+                         .build("denied by tollgate (queue verdict)"));
+  // Echo requests: small and few, also within an admitted flow (an echo
+  // "flow" is the ICMP id, which the sandbox keeps while it grows payloads).
+  for (uint8_t family : {uint8_t{NFPROTO_IPV4}, uint8_t{NFPROTO_IPV6}}) {
+    if (family == NFPROTO_IPV6 && !spec.ipv6_capture) {
+      continue;
+    }
+    const bool v4 = family == NFPROTO_IPV4;
+    rs.rules.push_back(
+        RuleBuilder("forward")
+            .iifnameIn(kIfaceSet, kIfaceSetId)
+            .echoRequest(family)
+            .ipLengthOver(family, v4 ? kMaxEchoIpv4TotalLength : kMaxEchoIpv6PayloadLength)
+            .counter()
+            .drop()
+            .build("echo requests carry at most 64 bytes of payload"));
+    rs.rules.push_back(RuleBuilder("forward")
+                           .iifnameIn(kIfaceSet, kIfaceSetId)
+                           .echoRequest(family)
+                           .limitOver(kEchoRatePerSecond, kEchoBurst)
+                           .counter()
+                           .drop()
+                           .build("echo requests are rate limited (all sandboxes together)"));
+  }
+  rs.rules.push_back(RuleBuilder("forward")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .ctMarkIs(kMarkAdmit)
+                         .counter()
+                         .accept()
+                         .build("later packets of admitted UDP / ICMP flows, and ICMP errors "
+                                "about them"));
+  rs.rules.push_back(RuleBuilder("forward")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .l4protoUdp()
+                         .ctStateNew()
+                         .counter()
+                         .queue(backend, spec.queue_num)
+                         .build("new UDP flows: tollgate decides (no bypass: fail closed)"));
+  for (uint8_t family : {uint8_t{NFPROTO_IPV4}, uint8_t{NFPROTO_IPV6}}) {
+    if (family == NFPROTO_IPV6 && !spec.ipv6_capture) {
+      continue;
+    }
+    rs.rules.push_back(RuleBuilder("forward")
+                           .iifnameIn(kIfaceSet, kIfaceSetId)
+                           .echoRequest(family)
+                           .ctStateNew()
+                           .counter()
+                           .queue(backend, spec.queue_num)
+                           .build("new echo requests: tollgate decides (no bypass: fail closed)"));
+  }
   rs.rules.push_back(
       RuleBuilder("forward")
           .iifnameIn(kIfaceSet, kIfaceSetId)
@@ -409,7 +589,43 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec) {
                          .counter()
                          .drop()
                          .build("no new connections into sandboxes"));
+
+  // Anti-spoofing, appended last (rule order only matters within a chain).
+  // Neighbour discovery first: DAD probes come from the unspecified
+  // address, which the reverse-path check would drop.
+  if (spec.ipv6_capture) {
+    rs.rules.push_back(ndAccept("prerouting_filter"));
+  }
+  rs.rules.push_back(RuleBuilder("prerouting_filter")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .fibSaddrIifMissing()
+                         .counter()
+                         .drop()
+                         .build("anti-spoofing: the source must be routable back through the "
+                                "interface it came in on"));
   return rs;
+}
+
+Expr queueExpr(QueueBackend backend, uint16_t num) {
+  if (backend == QueueBackend::Native) {
+    return expr::Queue{num, 1, 0};
+  }
+  xt_NFQ_info_v3 info{};
+  info.queuenum = num;
+  info.queues_total = 1;
+  info.flags = 0;  // no NFQ_FLAG_BYPASS
+  Bytes bytes(XT_ALIGN(sizeof(info)), 0);
+  std::memcpy(bytes.data(), &info, sizeof(info));
+  return expr::XtTarget{"NFQUEUE", 3, std::move(bytes)};
+}
+
+bool usesQueue(const Rule& rule) {
+  for (const Expr& e : rule.exprs) {
+    if (std::holds_alternative<expr::Queue>(e) || std::holds_alternative<expr::XtTarget>(e)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 Result<Ruleset> buildBlockRuleset(const std::vector<std::string>& interfaces_in) {

@@ -98,6 +98,36 @@ struct Redirect {  // redir proto_min reg REG flags FLAGS
 struct Counter {
   bool operator==(const Counter&) const = default;
 };
+struct CtSet {  // ct set KEY with reg SREG
+  uint32_t key;
+  uint32_t sreg;
+  bool operator==(const CtSet&) const = default;
+};
+struct Limit {  // limit rate [over] RATE/UNIT burst BURST type packets
+  uint64_t rate;
+  uint64_t unit_seconds;
+  uint32_t burst;
+  uint32_t flags;  // NFT_LIMIT_F_INV: match when *over* the rate
+  bool operator==(const Limit&) const = default;
+};
+struct Fib {        // fib FLAGS RESULT => reg DREG
+  uint32_t flags;   // NFTA_FIB_F_*
+  uint32_t result;  // enum nft_fib_result
+  uint32_t dreg;
+  bool operator==(const Fib&) const = default;
+};
+struct Queue {  // native nft `queue num NUM` (nft_queue)
+  uint16_t num;
+  uint16_t total;
+  uint16_t flags;  // NFT_QUEUE_FLAG_*; never BYPASS (fail closed)
+  bool operator==(const Queue&) const = default;
+};
+struct XtTarget {  // xtables target through nft_compat, e.g. NFQUEUE rev 3
+  std::string name;
+  uint32_t rev;
+  Bytes info;  // the target's info struct, host byte order, XT_ALIGNed
+  bool operator==(const XtTarget&) const = default;
+};
 struct Reject {   // reject type TYPE code CODE (terminal: the packet is dropped after the reply)
   uint32_t type;  // enum nft_reject_types, e.g. NFT_REJECT_ICMPX_UNREACH
   uint8_t code;   // for ICMPX: enum nft_reject_inet_code, e.g. NFT_REJECT_ICMPX_PORT_UNREACH
@@ -107,7 +137,8 @@ struct Reject {   // reject type TYPE code CODE (terminal: the packet is dropped
 
 using Expr =
     std::variant<expr::Meta, expr::Ct, expr::Payload, expr::Cmp, expr::Bitwise, expr::Lookup,
-                 expr::Immediate, expr::Verdict, expr::Redirect, expr::Counter, expr::Reject>;
+                 expr::Immediate, expr::Verdict, expr::Redirect, expr::Counter, expr::Reject,
+                 expr::CtSet, expr::Limit, expr::Fib, expr::Queue, expr::XtTarget>;
 
 struct Rule {
   std::string chain;
@@ -160,9 +191,18 @@ Result<std::vector<std::string>> normalizeInterfaces(const std::vector<std::stri
 Bytes encodeIfname(std::string_view name);
 
 // Full capture ruleset (see DESIGN.md "Data flow" and installCapture() in
-// nat.h); errors name the bad field (listen_port, gateway.dns_port,
+// nat.h) with the queue rules written for `backend` (spec.queue_backend is
+// ignored here); errors name the bad field (listen_port, gateway.dns_port,
 // gateway.interfaces, the interface).
-Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec);
+Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec,
+                                    QueueBackend backend = QueueBackend::Native);
+
+// The expression that sends a packet to NFQUEUE `num` (no bypass: fail
+// closed), for either backend. Compat: xt NFQUEUE revision 3 with
+// xt_NFQ_info_v3 {queuenum, queues_total = 1, flags = 0}, padded to 8 bytes.
+Expr queueExpr(QueueBackend backend, uint16_t num);
+// True when the rule holds a queue expression of either kind.
+bool usesQueue(const Rule& rule);
 // Fail-closed ruleset for `on_exit: block`.
 Result<Ruleset> buildBlockRuleset(const std::vector<std::string>& interfaces);
 

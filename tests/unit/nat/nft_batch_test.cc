@@ -172,15 +172,17 @@ TEST(EncodeBatch, AddsThenDeletesThenCreatesTheTable) {
   EXPECT_THAT(types,
               ElementsAre(NFNL_MSG_BATCH_BEGIN, kNewTable, nftMessageType(NFT_MSG_DELTABLE),
                           kNewTable, kNewSet, kNewElem, kNewSet, kNewElem, kNewChain, kNewChain,
-                          kNewChain, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
-                          kNewRule, kNewRule, kNewRule, NFNL_MSG_BATCH_END));
+                          kNewChain, kNewChain, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
+                          kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
+                          kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
+                          kNewRule, kNewRule, NFNL_MSG_BATCH_END));
   // The first NEWTABLE must not fail on an existing table; the second must
   // not silently merge into one.
   EXPECT_EQ(msgs[1].flags & NLM_F_EXCL, 0);
   EXPECT_NE(msgs[1].flags & NLM_F_CREATE, 0);
   EXPECT_NE(msgs[3].flags & NLM_F_EXCL, 0);
   // Rules append in order.
-  EXPECT_NE(msgs[11].flags & NLM_F_APPEND, 0);
+  EXPECT_NE(msgs[12].flags & NLM_F_APPEND, 0);
   for (size_t i = 1; i + 1 < msgs.size(); ++i) {
     const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(msgs[i].nlh));
     EXPECT_EQ(nfg->nfgen_family, NFPROTO_INET) << i;
@@ -245,7 +247,7 @@ TEST(EncodeBatch, CaptureRulesMatchNftEncoding) {
   auto batch = encodeBatch(capturePlan(true), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 9u);
+  ASSERT_EQ(rules.size(), 21u);
   // iifname @sandbox_ifaces meta l4proto tcp counter redirect to :15001
   EXPECT_THAT(rules[0], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "meta load l4proto => reg 1", "cmp eq reg 1 0x00000006",
@@ -282,11 +284,45 @@ TEST(EncodeBatch, CaptureRulesMatchNftEncoding) {
   // iifname @sandbox_ifaces counter drop
   EXPECT_THAT(rules[5], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "counter pkts 0 bytes 0", "immediate reg 0 drop"));
-  EXPECT_EQ(rules[6], rules[4]);  // forward: the same refusal...
-  EXPECT_EQ(rules[7], rules[5]);  // ...before the same drop
+  EXPECT_EQ(rules[6], rules[4]);   // forward: the same refusal...
+  EXPECT_EQ(rules[17], rules[5]);  // ...the same final drop
+  // iifname @sandbox_ifaces meta mark 0x74670001 ct mark set 0x74670001 counter accept
+  EXPECT_THAT(rules[7], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                                    "meta load mark => reg 1", "cmp eq reg 1 0x74670001",
+                                    "immediate reg 1 0x74670001", "ct set mark with reg 1",
+                                    "counter pkts 0 bytes 0", "immediate reg 0 accept"));
+  // iifname @sandbox_ifaces icmp type echo-request ip length > 92 counter drop
+  EXPECT_THAT(rules[9], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                                    "meta load nfproto => reg 1", "cmp eq reg 1 0x00000002",
+                                    "meta load l4proto => reg 1", "cmp eq reg 1 0x00000001",
+                                    "payload load 1b @ transport header + 0 => reg 1",
+                                    "cmp eq reg 1 0x00000008",
+                                    "payload load 2b @ network header + 2 => reg 1",
+                                    "cmp gt reg 1 0x00005c00", "counter pkts 0 bytes 0",
+                                    "immediate reg 0 drop"));
+  // ... icmp type echo-request limit rate over 20/second counter drop
+  EXPECT_THAT(rules[10], ::testing::Contains("limit rate 20/second burst 5 type packets flags 0x1"));
+  // iifname @sandbox_ifaces ct mark 0x74670001 counter accept
+  EXPECT_THAT(rules[13], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                                     "ct load mark => reg 1", "cmp eq reg 1 0x74670001",
+                                     "counter pkts 0 bytes 0", "immediate reg 0 accept"));
+  // iifname @sandbox_ifaces meta l4proto udp ct state new counter queue num 7467
+  // (native backend; `nft --debug=netlink` prints "[ queue num 7467 ]" for
+  // it even on a kernel that then refuses it)
+  EXPECT_THAT(rules[14], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                                     "meta load l4proto => reg 1", "cmp eq reg 1 0x00000011",
+                                     "ct load state => reg 1",
+                                     "bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000",
+                                     "cmp neq reg 1 0x00000000", "counter pkts 0 bytes 0",
+                                     "queue num 7467"));
+  // prerouting_filter: iifname @sandbox_ifaces fib saddr . iif oif missing counter drop
+  EXPECT_THAT(rules[20], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                                     "fib saddr . iif oif present => reg 1",
+                                     "cmp eq reg 1 0x00000000", "counter pkts 0 bytes 0",
+                                     "immediate reg 0 drop"));
   // oifname @sandbox_ifaces ct state & (established|related) == 0 counter drop
   EXPECT_THAT(
-      rules[8],
+      rules[18],
       ElementsAre("meta load oifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                   "ct load state => reg 1", "bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000",
                   "cmp eq reg 1 0x00000000", "counter pkts 0 bytes 0", "immediate reg 0 drop"));
@@ -296,7 +332,7 @@ TEST(EncodeBatch, Ipv6BlockRulesMatchNftEncoding) {
   auto batch = encodeBatch(capturePlan(false), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 11u);
+  ASSERT_EQ(rules.size(), 19u);
   // iifname @sandbox_ifaces meta nfproto ipv6 counter drop
   EXPECT_THAT(rules[1], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "meta load nfproto => reg 1", "cmp eq reg 1 0x0000000a",
@@ -317,7 +353,7 @@ TEST(EncodeBatch, DnsCaptureRulesMatchNftEncoding) {
   auto batch = encodeBatch(planReplace(*rs), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 13u);
+  ASSERT_EQ(rules.size(), 25u);
   // iifname @sandbox_ifaces udp dport 53 counter redirect to :15053
   EXPECT_THAT(rules[0],
               ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
@@ -637,6 +673,35 @@ TEST(ExplainError, SetElementsNameTheInterfaces) {
   std::string text = explainError(m, EINVAL, "");
   EXPECT_THAT(text, HasSubstr("\"veth1\""));
   EXPECT_THAT(text, HasSubstr("Invalid argument"));
+}
+
+// The compat backend: what iptables-nft 1.8.9 sends for `-j NFQUEUE
+// --queue-num 7467` (`nft --debug=netlink` prints "[ target name NFQUEUE rev
+// 3 ]"): revision 3 with xt_NFQ_info_v3 {7467, 1, flags 0 = no bypass},
+// host byte order, padded to 8 bytes.
+TEST(EncodeBatch, CompatQueueIsXtNfqueueRev3WithoutBypass) {
+  auto rs = buildCaptureRuleset(captureSpec(true), QueueBackend::Compat);
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  auto batch = encodeBatch(planReplace(*rs), 1);
+  ASSERT_TRUE(batch.ok()) << batch.message();
+  auto rules = allRuleExprs(*batch);
+  ASSERT_EQ(rules.size(), 21u);
+  for (size_t i : {14u, 15u, 16u}) {
+    EXPECT_EQ(rules[i].back(), "target name NFQUEUE rev 3") << i;
+  }
+  Expr q = queueExpr(QueueBackend::Compat, 7467);
+  const auto* xt = std::get_if<expr::XtTarget>(&q);
+  ASSERT_NE(xt, nullptr);
+  EXPECT_EQ(xt->name, "NFQUEUE");
+  EXPECT_EQ(xt->rev, 3u);
+  ASSERT_EQ(xt->info.size(), 8u);
+  uint16_t fields[3];
+  std::memcpy(fields, xt->info.data(), sizeof(fields));
+  EXPECT_EQ(fields[0], 7467);
+  EXPECT_EQ(fields[1], 1);
+  EXPECT_EQ(fields[2], 0);  // no NFQ_FLAG_BYPASS: fail closed
+  Expr n = queueExpr(QueueBackend::Native, 7467);
+  EXPECT_EQ(n, Expr(expr::Queue{7467, 1, 0}));  // no NFT_QUEUE_FLAG_BYPASS
 }
 
 }  // namespace

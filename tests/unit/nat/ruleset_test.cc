@@ -15,7 +15,24 @@
 namespace tollgate::nat {
 namespace {
 
+// The forward chain of every capture ruleset with `ipv6: capture`.
+const std::vector<std::string> kForwardCapture = {
+    "iifname @sandbox_ifaces udp dport 443 counter reject",
+    "iifname @sandbox_ifaces meta mark 0x74670001 ct mark set 0x74670001 counter accept",
+    "iifname @sandbox_ifaces meta mark 0x74670002 counter drop",
+    "iifname @sandbox_ifaces icmp type echo-request ip length > 92 counter drop",
+    "iifname @sandbox_ifaces icmp type echo-request limit rate over 20/second counter drop",
+    "iifname @sandbox_ifaces icmpv6 type echo-request ip6 length > 72 counter drop",
+    "iifname @sandbox_ifaces icmpv6 type echo-request limit rate over 20/second counter drop",
+    "iifname @sandbox_ifaces ct mark 0x74670001 counter accept",
+    "iifname @sandbox_ifaces meta l4proto udp ct state new counter queue num 7467",
+    "iifname @sandbox_ifaces icmp type echo-request ct state new counter queue num 7467",
+    "iifname @sandbox_ifaces icmpv6 type echo-request ct state new counter queue num 7467",
+    "iifname @sandbox_ifaces counter drop",
+    "oifname @sandbox_ifaces ct state ! established,related counter drop"};
+
 using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
 CaptureSpec spec(std::vector<std::string> ifaces, uint16_t port = 15001, bool ipv6 = true) {
@@ -139,7 +156,8 @@ TEST(EncodeIfname, ZeroPadsToIfnamsiz) {
 TEST(CaptureRuleset, ChainsHookBeforeDockerAndFilter) {
   auto rs = buildCaptureRuleset(spec({"br0"}));
   ASSERT_TRUE(rs.ok()) << rs.message();
-  EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting", "input", "forward"));
+  EXPECT_THAT(chainNames(*rs),
+              ElementsAre("prerouting", "input", "forward", "prerouting_filter"));
   const Chain& pre = chainNamed(*rs, "prerouting");
   EXPECT_EQ(pre.type, "nat");
   EXPECT_EQ(pre.hook, static_cast<uint32_t>(NF_INET_PRE_ROUTING));
@@ -167,9 +185,7 @@ TEST(CaptureRuleset, RulesReadAsIntended) {
                           "iifname @sandbox_ifaces udp dport 443 counter reject",
                           "iifname @sandbox_ifaces counter drop"));
   EXPECT_THAT(ruleTexts(*rs, "forward"),
-              ElementsAre("iifname @sandbox_ifaces udp dport 443 counter reject",
-                          "iifname @sandbox_ifaces counter drop",
-                          "oifname @sandbox_ifaces ct state ! established,related counter drop"));
+              ElementsAreArray(kForwardCapture));
 }
 
 TEST(CaptureRuleset, Ipv6BlockDropsIpv6BeforeNatAndRedirectsOnlyIpv4) {
@@ -183,7 +199,8 @@ TEST(CaptureRuleset, Ipv6BlockDropsIpv6BeforeNatAndRedirectsOnlyIpv4) {
   EXPECT_LT(raw.priority, chainNamed(*rs, "prerouting").priority);
   EXPECT_THAT(ruleTexts(*rs, "prerouting_filter"),
               ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
-                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop"));
+                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop",
+                          "iifname @sandbox_ifaces fib saddr . iif oif missing counter drop"));
   EXPECT_THAT(
       ruleTexts(*rs, "prerouting"),
       ElementsAre(
@@ -272,9 +289,10 @@ TEST_P(EveryRuleTest, IsCountedCommentedAndTerminal) {
       counted = counted || std::holds_alternative<expr::Counter>(e);
     }
     EXPECT_TRUE(counted) << r.text;
+    // A queue is terminal too: the packet leaves the chain for NFQUEUE.
     EXPECT_TRUE(std::holds_alternative<expr::Verdict>(r.exprs.back()) ||
                 std::holds_alternative<expr::Redirect>(r.exprs.back()) ||
-                std::holds_alternative<expr::Reject>(r.exprs.back()))
+                std::holds_alternative<expr::Reject>(r.exprs.back()) || usesQueue(r))
         << r.text;
     EXPECT_FALSE(r.comment.empty()) << r.text;
     EXPECT_LE(r.comment.size(), kMaxCommentLen) << r.comment;
@@ -371,8 +389,10 @@ TEST(DnsCapture, OffByDefaultAndWhenZero) {
   EXPECT_EQ(ruleTexts(*rs, "input"), ruleTexts(*plain, "input"));
   for (const Rule& r : rs->rules) {
     EXPECT_THAT(r.text, ::testing::Not(HasSubstr("dport 53")));
-    if (r.text.find("udp dport 443 counter reject") == std::string::npos) {
-      EXPECT_THAT(r.text, ::testing::Not(HasSubstr("udp")));  // QUIC refusal is the only one
+    if (r.text.find("udp dport 443 counter reject") == std::string::npos &&
+        r.text.find("meta l4proto udp ct state new") == std::string::npos) {
+      // QUIC refusal and the admission queue are the only UDP rules.
+      EXPECT_THAT(r.text, ::testing::Not(HasSubstr("udp")));
     }
     EXPECT_THAT(r.comment, ::testing::Not(HasSubstr("DNS")));
   }
@@ -384,7 +404,8 @@ TEST(DnsCapture, OffByDefaultAndWhenZero) {
 TEST(DnsCapture, RulesReadAsIntended) {
   auto rs = buildCaptureRuleset(dnsSpec(15053));
   ASSERT_TRUE(rs.ok()) << rs.message();
-  EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting", "input", "forward"));
+  EXPECT_THAT(chainNames(*rs),
+              ElementsAre("prerouting", "input", "forward", "prerouting_filter"));
   EXPECT_THAT(ruleTexts(*rs, "prerouting"),
               ElementsAre("iifname @sandbox_ifaces udp dport 53 counter redirect to :15053",
                           "iifname @sandbox_ifaces tcp dport 53 counter redirect to :15053",
@@ -398,9 +419,7 @@ TEST(DnsCapture, RulesReadAsIntended) {
                           "iifname @sandbox_ifaces udp dport 443 counter reject",
                           "iifname @sandbox_ifaces counter drop"));
   EXPECT_THAT(ruleTexts(*rs, "forward"),
-              ElementsAre("iifname @sandbox_ifaces udp dport 443 counter reject",
-                          "iifname @sandbox_ifaces counter drop",
-                          "oifname @sandbox_ifaces ct state ! established,related counter drop"));
+              ElementsAreArray(kForwardCapture));
   EXPECT_THAT(chainNamed(*rs, "prerouting").comment, HasSubstr("DNS service"));
   EXPECT_THAT(chainNamed(*rs, "input").comment, HasSubstr("DNS service"));
 }
@@ -437,7 +456,8 @@ TEST(DnsCapture, Ipv6BlockRedirectsOnlyIpv4Dns) {
   EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting_filter", "prerouting", "input", "forward"));
   EXPECT_THAT(ruleTexts(*rs, "prerouting_filter"),
               ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
-                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop"));
+                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop",
+                          "iifname @sandbox_ifaces fib saddr . iif oif missing counter drop"));
   EXPECT_THAT(
       ruleTexts(*rs, "prerouting"),
       ElementsAre(
@@ -526,11 +546,11 @@ TEST(DnsCapture, PlanAddsFourRulesToTheSameBatch) {
   for (const Message& m : plan) {
     rules += std::holds_alternative<msg::AddRule>(m) ? 1 : 0;
   }
-  EXPECT_EQ(rules, 9u + 4u);
-  EXPECT_EQ(describe(plan[10]),
+  EXPECT_EQ(rules, 21u + 4u);
+  EXPECT_EQ(describe(plan[11]),
             "add rule to chain prerouting: `iifname @sandbox_ifaces udp dport 53 counter redirect "
             "to :15053`");
-  EXPECT_EQ(describe(plan[11]),
+  EXPECT_EQ(describe(plan[12]),
             "add rule to chain prerouting: `iifname @sandbox_ifaces tcp dport 53 counter redirect "
             "to :15053`");
 }
@@ -626,10 +646,11 @@ TEST(QuicRefusal, ComesRightBeforeTheDropInInputAndForward) {
     }
 
     std::vector<std::string> forward = ruleTexts(*rs, "forward");
-    ASSERT_EQ(forward.size(), 3u) << ctx;
+    ASSERT_GE(forward.size(), 3u) << ctx;
     EXPECT_EQ(forward[0], kQuicText) << ctx;
-    EXPECT_EQ(forward[1], "iifname @sandbox_ifaces counter drop") << ctx;
-    EXPECT_EQ(forward[2], "oifname @sandbox_ifaces ct state ! established,related counter drop")
+    EXPECT_EQ(forward[forward.size() - 2], "iifname @sandbox_ifaces counter drop") << ctx;
+    EXPECT_EQ(forward.back(),
+              "oifname @sandbox_ifaces ct state ! established,related counter drop")
         << ctx;
   }
 }
@@ -656,7 +677,8 @@ TEST(QuicRefusal, Ipv6BlockStillDropsIpv6First) {
   ASSERT_TRUE(rs.ok()) << rs.message();
   EXPECT_THAT(ruleTexts(*rs, "prerouting_filter"),
               ElementsAre("iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
-                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop"));
+                          "iifname @sandbox_ifaces meta nfproto ipv6 counter drop",
+                          "iifname @sandbox_ifaces fib saddr . iif oif missing counter drop"));
   EXPECT_LT(chainNamed(*rs, "prerouting_filter").priority, chainNamed(*rs, "input").priority);
   EXPECT_EQ(quicRules(*rs).size(), 2u);
 }
@@ -718,9 +740,13 @@ TEST(PlanReplace, DeletesAnyStaleTableThenBuildsInDependencyOrder) {
   EXPECT_THAT(kinds(planReplace(*rs)),
               ElementsAre("ensure-table", "delete-table", "create-table", "set sandbox_ifaces",
                           "elements sandbox_ifaces", "set nd_types", "elements nd_types",
-                          "chain prerouting", "chain input", "chain forward", "rule prerouting",
-                          "rule input", "rule input", "rule input", "rule input", "rule input",
-                          "rule forward", "rule forward", "rule forward"));
+                          "chain prerouting", "chain input", "chain forward",
+                          "chain prerouting_filter", "rule prerouting", "rule input", "rule input",
+                          "rule input", "rule input", "rule input", "rule forward", "rule forward",
+                          "rule forward", "rule forward", "rule forward", "rule forward",
+                          "rule forward", "rule forward", "rule forward", "rule forward",
+                          "rule forward", "rule forward", "rule forward",
+                          "rule prerouting_filter", "rule prerouting_filter"));
 }
 
 TEST(PlanReplace, CarriesTheTableComment) {
@@ -744,7 +770,7 @@ TEST(Describe, NamesTheObject) {
   EXPECT_EQ(describe(plan[1]), "delete existing table inet tollgate");
   EXPECT_EQ(describe(plan[4]), "add elements to set sandbox_ifaces { \"br0\", \"br9\" }");
   EXPECT_EQ(describe(plan[7]), "create chain prerouting (type nat, priority -110)");
-  EXPECT_EQ(describe(plan[10]),
+  EXPECT_EQ(describe(plan[11]),
             "add rule to chain prerouting: `iifname @sandbox_ifaces meta l4proto tcp counter "
             "redirect to :15001`");
 }

@@ -39,7 +39,12 @@ Result<SslCtxPtr> makeSandboxServerCtx() {
     return makeError("SSL_CTX_new failed");
   }
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // IGNORE_UNEXPECTED_EOF: a client that closes without close_notify has
+  // ended its connection, not failed it (OpenSSL 3 reports an error else).
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                     SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // Idle MITM flows keep no record buffers (tens of KiB per connection).
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_alpn_select_cb(ctx.get(), &selectAlpn, nullptr);
   return ctx;
 }

@@ -986,6 +986,23 @@ void Session::finish(std::string reason) {
   if (timer_) {
     evtimer_del(timer_.get());
   }
+  // End both TLS sessions properly (close_notify): a body delimited by the
+  // close must be told apart from a truncation. Everything owed has been
+  // flushed to the socket by now (maybeClosed); the alert is one small
+  // record, written straight to the socket.
+  if (opts_.tls) {
+    if (client_ready_) {
+      if (SSL* ssl = bufferevent_openssl_get_ssl(client_.get())) {
+        (void)SSL_shutdown(ssl);
+      }
+    }
+    if (upstream_ && upstream_ready_) {
+      if (SSL* ssl = bufferevent_openssl_get_ssl(upstream_.get())) {
+        (void)SSL_shutdown(ssl);
+      }
+    }
+    ERR_clear_error();
+  }
   // Stop every callback before handing control back: the owner may destroy
   // this session from `done`.
   bufferevent_disable(client_.get(), EV_READ | EV_WRITE);

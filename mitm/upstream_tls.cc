@@ -39,7 +39,8 @@ Result<std::unique_ptr<UpstreamTls>> UpstreamTls::create(const std::string& trus
   }
   SSL_CTX* ctx = t->ctx_.get();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   if (trust == "system") {
     if (SSL_CTX_set_default_verify_paths(ctx) != 1) {

@@ -399,6 +399,28 @@ TEST_F(MitmTest, RepeatUpstreamConnectionsResumeTheirTlsSession) {
       << m.out;
 }
 
+TEST_F(MitmTest, CloseDelimitedBodyEndsWithCloseNotifyNotATruncation) {
+  // An HTTP/1.0 client gets the body delimited by the close: only a TLS
+  // close_notify tells it the body is complete (suppress_ragged_eofs=False
+  // turns a bare TCP close into an error).
+  auto r = python(R"(
+import socket, ssl
+ctx = ssl.create_default_context()
+s = ctx.wrap_socket(socket.create_connection(("llm.example.test", 443), timeout=10),
+                    server_hostname="llm.example.test", suppress_ragged_eofs=False)
+s.sendall(b"GET /sse HTTP/1.0\r\nHost: llm.example.test\r\n\r\n")
+data = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    data += d
+print(data.count(b"data: event"), b"Transfer-Encoding" in data)
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "5 False\n");
+}
+
 TEST_F(MitmTest, ServerSentEventsArriveOneByOne) {
   auto r = python(R"(
 import http.client, ssl, time

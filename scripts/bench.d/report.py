@@ -7,8 +7,10 @@ RESULTS_DIR holds, per mode (direct|via; via is tollgate in passthrough, or
 in MITM for the mitm_* phases):
   <mode>_bulk_up.json, <mode>_bulk_down.json   iperf3 -J output
   <mode>_tls_dl.json, <mode>_mitm_tls_dl.json  curl -w '%{json}' output
-  <mode>_newconn.json, <mode>_keepalive.json,  wrk_report.lua output
-  <mode>_mitm_keepalive.json, <mode>_mitm_newconn.json, <mode>_mitm_newconn_rsa.json
+  <mode>_newconn.json, <mode>_keepalive.json,  wrk_report.lua output (or
+  <mode>_mitm_keepalive.json,                  ab_report.py's, same shape:
+  <mode>_mitm_newconn_resumed.json             mitm_newconn and
+  <mode>_mitm_newconn{,_rsa}.json              mitm_newconn_rsa)
 and for the gateway:
   cpu_<phase>.json     {"ticks": n, "clk_tck": n, "wall_s": s}
   idle.json, idle_mitm.json   RSS/fd readings around the idle-flow phases
@@ -162,7 +164,8 @@ def main():
             f">= {TARGETS['bulk_ratio_min']}x direct", ok, phase)
 
     wrk = {}
-    for key in ("newconn", "keepalive", "mitm_keepalive", "mitm_newconn", "mitm_newconn_rsa"):
+    for key in ("newconn", "keepalive", "mitm_keepalive", "mitm_newconn", "mitm_newconn_rsa",
+                "mitm_newconn_resumed"):
         fname = key + ".json"
         for mode in ("direct", "via"):
             j = load(d, f"{mode}_{fname}")
@@ -199,14 +202,23 @@ def main():
     for p in ("p50", "p99"):
         add(f"mitm_keepalive_latency_{p}", f"MITM keep-alive latency {p}", "ms",
             lat("mitm_keepalive", "direct", p), lat("mitm_keepalive", "via", p))
+    # Full handshakes on both sides (ab: a new TLS session per request).
     for wkey, leaf in (("mitm_newconn", "ECDSA P-256"), ("mitm_newconn_rsa", "RSA-2048")):
         sfx = "_rsa" if wkey.endswith("_rsa") else "_ecdsa"
         wrk_ratio_row(f"mitm_new_flows{sfx}", wkey,
-                      f"MITM new flows/s, {leaf} leaves, wrk Connection: close", "flows/s",
+                      f"MITM new flows/s, full handshakes, {leaf} leaves, ab", "flows/s",
                       "mitm_newconn_ratio_min")
         for p in ("p50", "p99"):
             add(f"mitm_new_flow_latency{sfx}_{p}", f"MITM new-flow latency {p}, {leaf} leaves",
                 "ms", lat(wkey, "direct", p), lat(wkey, "via", p))
+    # wrk resumes its TLS session on reconnect: via MITM the sandbox side
+    # resumes (tollgate issues tickets), direct it cannot (nginx: tickets off).
+    key = "mitm_newconn_resumed"
+    add("mitm_new_flows_resumed", "MITM new flows/s, sandbox resumes TLS, wrk Connection: close",
+        "flows/s", wrk[(key, "direct")][1], wrk[(key, "via")][1], phase=key)
+    for p in ("p50", "p99"):
+        add(f"mitm_new_flow_latency_resumed_{p}", f"MITM new-flow latency {p}, sandbox resumes",
+            "ms", lat(key, "direct", p), lat(key, "via", p))
     vals = {}
     for mode in ("direct", "via"):
         g, nbytes, err = curl_gbps(load(d, f"{mode}_mitm_tls_dl.json"))
@@ -249,8 +261,12 @@ def main():
     # MITM costs.
     for wkey, gkey, label in (
         ("mitm_keepalive", "mitm_cpu_us_per_request", "MITM CPU per keep-alive request"),
-        ("mitm_newconn", "mitm_cpu_us_per_flow_ecdsa", "MITM CPU per new flow, ECDSA P-256 leaves"),
-        ("mitm_newconn_rsa", "mitm_cpu_us_per_flow_rsa", "MITM CPU per new flow, RSA-2048 leaves"),
+        ("mitm_newconn", "mitm_cpu_us_per_flow_ecdsa",
+         "MITM CPU per new flow, full handshakes, ECDSA P-256 leaves"),
+        ("mitm_newconn_rsa", "mitm_cpu_us_per_flow_rsa",
+         "MITM CPU per new flow, full handshakes, RSA-2048 leaves"),
+        ("mitm_newconn_resumed", "mitm_cpu_us_per_flow_resumed",
+         "MITM CPU per new flow, sandbox resumes TLS"),
     ):
         c = load(d, f"cpu_{wkey}.json")
         n = wrk[(wkey, "via")][2]
@@ -263,7 +279,7 @@ def main():
     gateway["mitm_cpu_ms_per_mb"] = v
     cost_rows.append(("MITM CPU per MB, bulk TLS download", v, "ms/MB", None, None))
     for phase in ("bulk_up", "bulk_down", "tls_dl", "newconn", "keepalive", "mitm_keepalive",
-                  "mitm_newconn", "mitm_newconn_rsa", "mitm_tls_dl"):
+                  "mitm_newconn", "mitm_newconn_rsa", "mitm_newconn_resumed", "mitm_tls_dl"):
         c = load(d, f"cpu_{phase}.json")
         if c and c.get("wall_s"):
             gateway[f"cpu_util_{phase}"] = c["ticks"] / c["clk_tck"] / c["wall_s"]
@@ -355,7 +371,7 @@ def main():
         # handshake or mid exchange with a MITM reason, its exchange
         # "incomplete". Benign while few: at most a phase's connections.
         cut_max = 2 * int(meta.get("wrk_connections") or 16) + 2
-        wrk_phases = 5
+        wrk_phases = 6   # wrk and ab phases, via side
         cut = sum(v for k, v in audit["by_reason"].items() if k in END_OF_RUN_REASONS)
         http_cut = sum(v for k, v in audit["http_by_reason"].items() if k in END_OF_RUN_REASONS)
         odd = {k: v for k, v in audit["by_reason"].items()
@@ -388,7 +404,7 @@ def main():
     # A client hanging up mid-handshake (wrk stopping) is logged: benign, bounded.
     hung_up = [l for l in stderr_lines
                if "warning: mitm " in l and ": client_tls_failed: " in l and "unexpected eof" in l]
-    if len(hung_up) > 2 * int(meta.get("wrk_connections") or 16) * 5:
+    if len(hung_up) > 2 * int(meta.get("wrk_connections") or 16) * 6:
         anomalies.append(f"tollgate stderr: {len(hung_up)} MITM handshakes cut by the client")
     noisy = [l for l in stderr_lines if l not in hung_up
              and any(w in l.lower() for w in ("error", "warn", "fail", "abort", "sanitizer"))]

@@ -9,6 +9,10 @@ client: open N connections to HOST:PORT (at most --parallel handshakes in
         wait for the server's answer (so the flow is known to be relayed end
         to end), write a JSON summary to --ready-file and hold every
         connection until SIGTERM/SIGINT.
+        With --tls (an HTTPS server instead of the sink): complete a verified
+        TLS handshake (SNI --sni, CA bundle --cafile), send one keep-alive
+        GET --path and read the whole 200 response on each connection before
+        it counts as established; then the same hold.
 """
 import argparse
 import errno
@@ -18,6 +22,7 @@ import resource
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import time
 
@@ -78,24 +83,134 @@ def serve(args):
                         pass
 
 
+class Conn:
+    """One client connection's progress: connect, [TLS handshake], send, read."""
+    __slots__ = ("sock", "state", "out", "got")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.state = "connect"
+        self.out = b""
+        self.got = b""
+
+
+def http_response_complete(got):
+    """None while incomplete; else "" (a complete 200) or why it is not usable."""
+    head_end = got.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None if len(got) < 65536 else "http:head too large"
+    lines = got[:head_end].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or parts[1] != "200":
+        return "http:status " + (parts[1] if len(parts) > 1 else "?")
+    length = None
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "content-length":
+            length = int(v.strip())
+    if length is None:
+        return "http:no content-length"
+    return "" if len(got) - head_end - 4 >= length else None
+
+
 def client(args):
     raise_nofile(args.n + 64)
+    ctx = None
+    request = b""
+    if args.tls:
+        ctx = ssl.create_default_context(cafile=args.cafile)
+        request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.sni}\r\n"
+                   "User-Agent: tollgate-bench-idle\r\n\r\n").encode()
     sel = selectors.DefaultSelector()
     t0 = time.monotonic()
     deadline = t0 + args.timeout
     pending = args.n      # not yet started
-    inflight = 0          # connecting or waiting for the answer
+    inflight = 0          # connecting, handshaking or waiting for the answer
     done = []             # established sockets
     failed = 0
     errors = {}
 
-    def fail(s, why):
+    def fail(c, why):
         nonlocal inflight, failed
-        sel.unregister(s)
-        s.close()
+        try:
+            sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        c.sock.close()
         inflight -= 1
         failed += 1
         errors[why] = errors.get(why, 0) + 1
+
+    def established(c):
+        nonlocal inflight
+        sel.unregister(c.sock)
+        inflight -= 1
+        done.append(c.sock)
+
+    def handshake(c):
+        try:
+            c.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            sel.modify(c.sock, selectors.EVENT_READ, c)
+            return
+        except ssl.SSLWantWriteError:
+            sel.modify(c.sock, selectors.EVENT_WRITE, c)
+            return
+        except ssl.SSLError as e:
+            fail(c, "tls:" + (e.reason or type(e).__name__))
+            return
+        except OSError as e:
+            fail(c, "handshake:" + errno.errorcode.get(e.errno or 0, str(e.errno)))
+            return
+        c.state = "send"
+        c.out = request
+        send(c)
+
+    def send(c):
+        try:
+            n = c.sock.send(c.out)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            sel.modify(c.sock, selectors.EVENT_WRITE, c)
+            return
+        except OSError as e:
+            fail(c, "send:" + errno.errorcode.get(e.errno or 0, str(e.errno)))
+            return
+        c.out = c.out[n:]
+        if c.out:
+            sel.modify(c.sock, selectors.EVENT_WRITE, c)
+            return
+        c.state = "read"
+        sel.modify(c.sock, selectors.EVENT_READ, c)
+        if args.tls:
+            read(c)   # TLS may hold decrypted bytes the selector cannot see
+
+    def read(c):
+        while True:
+            try:
+                data = c.sock.recv(65536)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                return
+            except ssl.SSLWantWriteError:
+                return
+            except OSError as e:
+                fail(c, "recv:" + errno.errorcode.get(e.errno or 0, str(e.errno)))
+                return
+            if not data:
+                fail(c, "eof")
+                return
+            c.got += data
+            if args.tls:
+                verdict = http_response_complete(c.got)
+                if verdict is None:
+                    continue
+                if verdict:
+                    fail(c, verdict)
+                else:
+                    established(c)
+                return
+            if len(c.got) >= len(ANSWER):
+                established(c)
+                return
 
     while (pending or inflight) and time.monotonic() < deadline:
         while pending and inflight < args.parallel:
@@ -104,43 +219,48 @@ def client(args):
             rc = s.connect_ex((args.host, args.port))
             pending -= 1
             inflight += 1
+            c = Conn(s)
+            sel.register(s, selectors.EVENT_WRITE, c)
             if rc not in (0, errno.EINPROGRESS):
-                sel.register(s, selectors.EVENT_WRITE, "connect")
-                fail(s, errno.errorcode.get(rc, str(rc)))
-                continue
-            sel.register(s, selectors.EVENT_WRITE, "connect")
+                fail(c, errno.errorcode.get(rc, str(rc)))
         for key, _ in sel.select(timeout=0.2):
-            s = key.fileobj
-            if key.data == "connect":
-                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            c = key.data
+            if c.state == "connect":
+                err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
-                    fail(s, errno.errorcode.get(err, str(err)))
+                    fail(c, errno.errorcode.get(err, str(err)))
                     continue
-                try:
-                    s.send(GREETING)
-                except OSError as e:
-                    fail(s, "send:" + errno.errorcode.get(e.errno, str(e.errno)))
-                    continue
-                sel.modify(s, selectors.EVENT_READ, b"")
+                if args.tls:
+                    # wrap_socket takes over the descriptor: re-register it.
+                    sel.unregister(c.sock)
+                    raw = c.sock
+                    try:
+                        c.sock = ctx.wrap_socket(raw, server_hostname=args.sni,
+                                                 do_handshake_on_connect=False)
+                    except OSError as e:   # reset before the handshake began
+                        raw.close()
+                        inflight -= 1
+                        failed += 1
+                        why = "wrap:" + errno.errorcode.get(e.errno or 0, str(e.errno))
+                        errors[why] = errors.get(why, 0) + 1
+                        continue
+                    sel.register(c.sock, selectors.EVENT_READ, c)
+                    c.state = "handshake"
+                    handshake(c)
+                else:
+                    c.state = "send"
+                    c.out = GREETING
+                    send(c)
+            elif c.state == "handshake":
+                handshake(c)
+            elif c.state == "send":
+                send(c)
             else:
-                try:
-                    data = s.recv(64)
-                except OSError as e:
-                    fail(s, "recv:" + errno.errorcode.get(e.errno, str(e.errno)))
-                    continue
-                if not data:
-                    fail(s, "eof")
-                    continue
-                got = key.data + data
-                if len(got) < len(ANSWER):
-                    sel.modify(s, selectors.EVENT_READ, got)
-                    continue
-                sel.unregister(s)
-                inflight -= 1
-                done.append(s)
+                read(c)
     for key in list(sel.get_map().values()):
-        fail(key.fileobj, "timeout")
+        fail(key.data, "timeout")
     summary = {
+        "mode": "tls" if args.tls else "tcp",
         "requested": args.n,
         "established": len(done),
         "failed": failed,
@@ -158,6 +278,13 @@ def client(args):
     while not stop and time.monotonic() < end:
         time.sleep(0.1)
     for s in done:
+        if args.tls:
+            # A clean TLS close (close_notify first), so the gateway's audit
+            # can tell it from a connection cut in error.
+            try:
+                s.unwrap()
+            except (ssl.SSLError, OSError, ValueError):
+                pass
         s.close()
 
 
@@ -176,6 +303,11 @@ def main():
     c.add_argument("--timeout", type=float, default=60.0)
     c.add_argument("--hold", type=float, default=300.0, help="give up holding after this long")
     c.add_argument("--ready-file", required=True)
+    c.add_argument("--tls", action="store_true",
+                   help="TLS to an HTTPS server: handshake, one keep-alive GET, then idle")
+    c.add_argument("--sni", default="bench.example.test", help="with --tls: SNI and Host")
+    c.add_argument("--cafile", help="with --tls: the CA bundle to verify the server with")
+    c.add_argument("--path", default="/small", help="with --tls: the path to GET")
     args = p.parse_args()
     serve(args) if args.cmd == "server" else client(args)
 

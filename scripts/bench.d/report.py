@@ -3,13 +3,17 @@
 
 usage: report.py RESULTS_DIR OUT_JSON
 
-RESULTS_DIR holds, per mode (direct|via):
+RESULTS_DIR holds, per mode (direct|via; via is tollgate in passthrough, or
+in MITM for the mitm_* phases):
   <mode>_bulk_up.json, <mode>_bulk_down.json   iperf3 -J output
-  <mode>_tls_dl.json                           curl -w '%{json}' output
-  <mode>_newconn.json, <mode>_keepalive.json   wrk_report.lua output
+  <mode>_tls_dl.json, <mode>_mitm_tls_dl.json  curl -w '%{json}' output
+  <mode>_newconn.json, <mode>_keepalive.json,  wrk_report.lua output (or
+  <mode>_mitm_keepalive.json,                  ab_report.py's, same shape:
+  <mode>_mitm_newconn_resumed.json             mitm_newconn and
+  <mode>_mitm_newconn{,_rsa}.json              mitm_newconn_rsa)
 and for the gateway:
   cpu_<phase>.json     {"ticks": n, "clk_tck": n, "wall_s": s}
-  idle.json            RSS/fd readings around the idle-flow phase
+  idle.json, idle_mitm.json   RSS/fd readings around the idle-flow phases
   gateway.json         final readings (VmHWM, alive, exit code, ...)
   meta.json            run parameters
   tollgate.stderr, audit.jsonl (optional)
@@ -24,7 +28,25 @@ TARGETS = {
     "cpu_ms_per_mb_max": 0.3,
     "cpu_us_per_conn_max": 150.0,
     "kib_per_idle_flow_max": 16.0,
+    # MITM. Parity: via MITM the gateway does for each request, new flow or
+    # MB what client and server together do direct (a server-side TLS
+    # session toward the sandbox, a client-side one toward nginx, HTTP
+    # parsing on both); where the phase is CPU-bound on shared cores, costing
+    # no more than both together is a ratio >= 0.5.
+    "mitm_keepalive_ratio_min": 0.5,
+    "mitm_newconn_ratio_min": 0.5,
+    "mitm_bulk_ratio_min": 0.5,
+    # Two idle TLS connections (sandbox and upstream sides) holding no
+    # record buffers while idle (OpenSSL keeps 2 x ~17 KiB per connection
+    # unless SSL_MODE_RELEASE_BUFFERS).
+    "mitm_kib_per_idle_flow_max": 32.0,
 }
+
+# Audit reasons that a flow cut by the client at a phase's end may carry
+# (wrk and curl stop mid-connection): benign in small numbers.
+END_OF_RUN_REASONS = ("client_closed", "client_closed_during_peek",
+                      "client_closed_during_handshake", "client_tls_failed", "client_error",
+                      "incomplete")
 
 
 def load(d, name):
@@ -76,6 +98,10 @@ def wrk_rate(j):
         err = "wrk errors: " + ", ".join(f"{k} {v}" for k, v in e.items() if v)
     rate = j["requests"] / (j["duration_us"] / 1e6) if j["duration_us"] else None
     return rate, j["requests"], err
+
+
+def bump(m, k):
+    m[k] = m.get(k, 0) + 1
 
 
 def ratio(a, b):
@@ -138,7 +164,9 @@ def main():
             f">= {TARGETS['bulk_ratio_min']}x direct", ok, phase)
 
     wrk = {}
-    for key, fname in (("newconn", "newconn.json"), ("keepalive", "keepalive.json")):
+    for key in ("newconn", "keepalive", "mitm_keepalive", "mitm_newconn", "mitm_newconn_rsa",
+                "mitm_newconn_resumed"):
+        fname = key + ".json"
         for mode in ("direct", "via"):
             j = load(d, f"{mode}_{fname}")
             rate, n, err = wrk_rate(j)
@@ -161,6 +189,48 @@ def main():
         for p in ("p50", "p99"):
             add(f"{key}_latency_{p}", f"{name} latency {p}", "ms",
                 lat(key, "direct", p), lat(key, "via", p))
+
+    # --- MITM: tollgate terminates the sandbox's TLS ------------------------
+    def wrk_ratio_row(key, wkey, label, unit, tkey):
+        d_, v_ = wrk[(wkey, "direct")][1], wrk[(wkey, "via")][1]
+        r = ratio(v_, d_)
+        add(key, label, unit, d_, v_, f">= {TARGETS[tkey]}x direct",
+            None if r is None else r >= TARGETS[tkey], wkey)
+
+    wrk_ratio_row("mitm_keepalive_requests", "mitm_keepalive",
+                  "MITM keep-alive HTTPS requests/s, wrk", "req/s", "mitm_keepalive_ratio_min")
+    for p in ("p50", "p99"):
+        add(f"mitm_keepalive_latency_{p}", f"MITM keep-alive latency {p}", "ms",
+            lat("mitm_keepalive", "direct", p), lat("mitm_keepalive", "via", p))
+    # Full handshakes on both sides (ab: a new TLS session per request).
+    for wkey, leaf in (("mitm_newconn", "ECDSA P-256"), ("mitm_newconn_rsa", "RSA-2048")):
+        sfx = "_rsa" if wkey.endswith("_rsa") else "_ecdsa"
+        wrk_ratio_row(f"mitm_new_flows{sfx}", wkey,
+                      f"MITM new flows/s, full handshakes, {leaf} leaves, ab", "flows/s",
+                      "mitm_newconn_ratio_min")
+        for p in ("p50", "p99"):
+            add(f"mitm_new_flow_latency{sfx}_{p}", f"MITM new-flow latency {p}, {leaf} leaves",
+                "ms", lat(wkey, "direct", p), lat(wkey, "via", p))
+    # wrk resumes its TLS session on reconnect: via MITM the sandbox side
+    # resumes (tollgate issues tickets), direct it cannot (nginx: tickets off).
+    key = "mitm_newconn_resumed"
+    add("mitm_new_flows_resumed", "MITM new flows/s, sandbox resumes TLS, wrk Connection: close",
+        "flows/s", wrk[(key, "direct")][1], wrk[(key, "via")][1], phase=key)
+    for p in ("p50", "p99"):
+        add(f"mitm_new_flow_latency_resumed_{p}", f"MITM new-flow latency {p}, sandbox resumes",
+            "ms", lat(key, "direct", p), lat(key, "via", p))
+    vals = {}
+    for mode in ("direct", "via"):
+        g, nbytes, err = curl_gbps(load(d, f"{mode}_mitm_tls_dl.json"))
+        vals[mode] = g
+        if mode == "via":
+            bulk_bytes["mitm_bulk_tls_download"] = nbytes
+        if err:
+            anomalies.append(f"mitm_bulk_tls_download [{mode}]: {err}")
+    r = ratio(vals["via"], vals["direct"])
+    add("mitm_bulk_tls_download", "MITM bulk TLS download, 1 conn, curl", "Gbit/s",
+        vals["direct"], vals["via"], f">= {TARGETS['mitm_bulk_ratio_min']}x direct",
+        None if r is None else r >= TARGETS["mitm_bulk_ratio_min"], "mitm_tls_dl")
 
     # --- gateway cost ------------------------------------------------------
     cost_rows = []   # (label, value, unit, target_text, pass)
@@ -188,34 +258,63 @@ def main():
         ok = None if (v is None or target is None) else v <= target
         gateway[f"cpu_us_per_{'conn' if key == 'newconn' else 'request'}"] = v
         cost_rows.append((label, v, "us", f"<= {target:g}" if target else None, ok))
-    for phase in ("bulk_up", "bulk_down", "tls_dl", "newconn", "keepalive"):
+    # MITM costs.
+    for wkey, gkey, label in (
+        ("mitm_keepalive", "mitm_cpu_us_per_request", "MITM CPU per keep-alive request"),
+        ("mitm_newconn", "mitm_cpu_us_per_flow_ecdsa",
+         "MITM CPU per new flow, full handshakes, ECDSA P-256 leaves"),
+        ("mitm_newconn_rsa", "mitm_cpu_us_per_flow_rsa",
+         "MITM CPU per new flow, full handshakes, RSA-2048 leaves"),
+        ("mitm_newconn_resumed", "mitm_cpu_us_per_flow_resumed",
+         "MITM CPU per new flow, sandbox resumes TLS"),
+    ):
+        c = load(d, f"cpu_{wkey}.json")
+        n = wrk[(wkey, "via")][2]
+        v = c["ticks"] * 1e6 / c["clk_tck"] / n if (c and n) else None
+        gateway[gkey] = v
+        cost_rows.append((label, v, "us", None, None))
+    c = load(d, "cpu_mitm_tls_dl.json")
+    nbytes = bulk_bytes.get("mitm_bulk_tls_download")
+    v = c["ticks"] * 1000.0 / c["clk_tck"] / (nbytes / 1e6) if (c and nbytes) else None
+    gateway["mitm_cpu_ms_per_mb"] = v
+    cost_rows.append(("MITM CPU per MB, bulk TLS download", v, "ms/MB", None, None))
+    for phase in ("bulk_up", "bulk_down", "tls_dl", "newconn", "keepalive", "mitm_keepalive",
+                  "mitm_newconn", "mitm_newconn_rsa", "mitm_newconn_resumed", "mitm_tls_dl"):
         c = load(d, f"cpu_{phase}.json")
         if c and c.get("wall_s"):
             gateway[f"cpu_util_{phase}"] = c["ticks"] / c["clk_tck"] / c["wall_s"]
 
-    idle = load(d, "idle.json")
-    if idle:
+    for fname, gkey, what, tkey in (
+        ("idle.json", "", "idle flow", "kib_per_idle_flow_max"),
+        ("idle_mitm.json", "mitm_", "idle MITM flow", "mitm_kib_per_idle_flow_max"),
+    ):
+        idle = load(d, fname)
+        if not idle:
+            anomalies.append(f"{fname[:-5]}: no result")
+            continue
         est = idle.get("client", {}).get("established", 0)
         kib = None
         if est:
             kib = (idle["rss_after_kb"] - idle["rss_before_kb"]) / est
-        gateway["idle"] = idle
-        gateway["kib_per_idle_flow"] = kib
-        ok = None if kib is None else kib <= TARGETS["kib_per_idle_flow_max"]
-        cost_rows.append((f"RSS per idle flow ({est} flows)", kib, "KiB",
-                          f"<= {TARGETS['kib_per_idle_flow_max']:g}", ok))
+        gateway[gkey + "idle"] = idle
+        gateway[f"{gkey}kib_per_idle_flow"] = kib
+        ok = None if kib is None else kib <= TARGETS[tkey]
+        cost_rows.append((f"{gkey.upper().replace('_', ' ')}RSS per {what} ({est} flows)", kib,
+                          "KiB", f"<= {TARGETS[tkey]:g}", ok))
         if est:
             fds = (idle["fds_after"] - idle["fds_before"]) / est
-            gateway["fds_per_idle_flow"] = fds
-            cost_rows.append(("fds per idle flow", fds, "fds", None, None))
-        cost_rows.append(("RSS before / with idle flows", f"{idle['rss_before_kb']:,} / "
-                          f"{idle['rss_after_kb']:,}", "KiB", None, None))
+            gateway[f"{gkey}fds_per_idle_flow"] = fds
+            cost_rows.append((f"{gkey.upper().replace('_', ' ')}fds per {what}", fds, "fds",
+                              None, None))
+        cost_rows.append((f"{gkey.upper().replace('_', ' ')}RSS before / with {what}s",
+                          f"{idle['rss_before_kb']:,} / {idle['rss_after_kb']:,}", "KiB",
+                          None, None))
         cl = idle.get("client", {})
         if cl.get("failed") or cl.get("established", 0) < cl.get("requested", 0):
-            anomalies.append(f"idle flows: {cl.get('established')} of {cl.get('requested')} "
+            anomalies.append(f"{what}s: {cl.get('established')} of {cl.get('requested')} "
                              f"established, errors {cl.get('errors')}")
         if idle.get("fds_after_close") is not None and idle["fds_after_close"] > idle["fds_before"] + 8:
-            anomalies.append(f"idle flows: gateway fds {idle['fds_before']} before, "
+            anomalies.append(f"{what}s: gateway fds {idle['fds_before']} before, "
                              f"{idle['fds_after_close']} {idle.get('close_wait_s')} s after the "
                              f"client closed its {est} flows (leak or slow teardown)")
     gw = load(d, "gateway.json") or {}
@@ -236,7 +335,8 @@ def main():
         anomalies.append(a)
 
     # --- audit log and stderr ---------------------------------------------
-    audit = {"records": 0, "by_action": {}, "by_reason": {}}
+    audit = {"records": 0, "by_event": {}, "by_action": {}, "by_reason": {},
+             "http_by_reason": {}, "http_by_status": {}}
     try:
         with open(os.path.join(d, "audit.jsonl")) as f:
             for line in f:
@@ -250,29 +350,64 @@ def main():
                     audit["unparsable"] += 1
                     continue
                 audit["records"] += 1
-                a = str(rec.get("action"))
-                audit["by_action"][a] = audit["by_action"].get(a, 0) + 1
-                reason = str(rec.get("reason"))
-                audit["by_reason"][reason] = audit["by_reason"].get(reason, 0) + 1
+                ev = str(rec.get("event"))
+                bump(audit["by_event"], ev)
+                if ev == "http":
+                    # One per exchange inside a MITM flow; reason "" = relayed.
+                    bump(audit["by_action"], "http:" + str(rec.get("action")))
+                    bump(audit["http_by_reason"], str(rec.get("reason")))
+                    status = str((rec.get("http") or {}).get("status"))
+                    bump(audit["http_by_status"], status)
+                    if not rec.get("reason") and status not in ("200", "206"):
+                        bump(audit["http_by_status"], "relayed_not_2xx")
+                    continue
+                bump(audit["by_action"], str(rec.get("action")))
+                bump(audit["by_reason"], str(rec.get("reason")))
     except OSError:
         audit = None
     if audit:
-        # wrk closes its last connections at the end of a run before they send
-        # a byte: those end as action "none", reason "client_closed". Benign.
+        # wrk and curl stop at the end of a phase with connections open: a
+        # flow cut before its first byte ends as action "none", one cut mid
+        # handshake or mid exchange with a MITM reason, its exchange
+        # "incomplete". Benign while few: at most a phase's connections.
+        cut_max = 2 * int(meta.get("wrk_connections") or 16) + 2
+        wrk_phases = 6   # wrk and ab phases, via side
+        cut = sum(v for k, v in audit["by_reason"].items() if k in END_OF_RUN_REASONS)
+        http_cut = sum(v for k, v in audit["http_by_reason"].items() if k in END_OF_RUN_REASONS)
         odd = {k: v for k, v in audit["by_reason"].items()
-               if k not in ("rule", "shutdown", "client_closed")}
-        other = {k: v for k, v in audit["by_action"].items() if k not in ("passthrough", "none")}
-        if other or odd:
+               if k not in ("rule", "shutdown") + END_OF_RUN_REASONS}
+        odd_http = {k: v for k, v in audit["http_by_reason"].items()
+                    if k not in ("",) + END_OF_RUN_REASONS}
+        # Every relayed exchange fetched /small or /large: 200, or 206 for a range.
+        odd_status = audit["http_by_status"].get("relayed_not_2xx")
+        other = {k: v for k, v in audit["by_action"].items()
+                 if k not in ("passthrough", "mitm", "none", "http:mitm")}
+        odd_events = {k: v for k, v in audit["by_event"].items() if k not in ("flow", "http")}
+        if other or odd or odd_events:
             anomalies.append(f"audit: unexpected decisions {audit['by_action']} "
-                             f"reasons {audit['by_reason']}")
+                             f"reasons {audit['by_reason']} events {audit['by_event']}")
+        if cut > cut_max * wrk_phases or http_cut > cut_max * wrk_phases:
+            anomalies.append(f"audit: {cut} flows and {http_cut} exchanges cut "
+                             f"(more than the clients' connections at phase ends): "
+                             f"{audit['by_reason']} {audit['http_by_reason']}")
+        if odd_http or odd_status:
+            anomalies.append(f"audit: MITM exchanges with unexpected reasons "
+                             f"{audit['http_by_reason']} statuses {audit['http_by_status']}")
+        if not audit["by_action"].get("mitm") or not audit["by_action"].get("http:mitm"):
+            anomalies.append(f"audit: no MITM flow/exchange recorded: {audit['by_action']}")
     stderr_lines = []
     try:
         with open(os.path.join(d, "tollgate.stderr"), errors="replace") as f:
             stderr_lines = [l.rstrip("\n") for l in f]
     except OSError:
         pass
-    noisy = [l for l in stderr_lines
-             if any(w in l.lower() for w in ("error", "warn", "fail", "abort", "sanitizer"))]
+    # A client hanging up mid-handshake (wrk stopping) is logged: benign, bounded.
+    hung_up = [l for l in stderr_lines
+               if "warning: mitm " in l and ": client_tls_failed: " in l and "unexpected eof" in l]
+    if len(hung_up) > 2 * int(meta.get("wrk_connections") or 16) * 6:
+        anomalies.append(f"tollgate stderr: {len(hung_up)} MITM handshakes cut by the client")
+    noisy = [l for l in stderr_lines if l not in hung_up
+             and any(w in l.lower() for w in ("error", "warn", "fail", "abort", "sanitizer"))]
     if noisy:
         anomalies.append(f"tollgate stderr: {len(noisy)} warning/error lines, first: {noisy[0]}")
 
@@ -300,7 +435,8 @@ def main():
     print("CPU busy d/v: the whole machine's CPU use during the direct / via-tollgate phase "
           "(100% = every CPU busy: the phase was CPU-bound)")
     if audit:
-        print(f"audit records: {audit['records']} {audit['by_action']}")
+        print(f"audit records: {audit['records']} {audit['by_action']} "
+              f"(http: one per MITM exchange)")
     print()
     if anomalies:
         print("anomalies:")

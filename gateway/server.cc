@@ -34,6 +34,7 @@
 #include "gateway/udp_admission.h"
 #include "gateway/worker.h"
 #include "nat/nat.h"
+#include "nat/policy_route.h"
 
 namespace tollgate::gateway {
 namespace {
@@ -262,6 +263,7 @@ nat::CaptureSpec captureSpec(const GatewayConfig& g) {
   spec.listen_port = g.listen_port;
   spec.ipv6_capture = g.ipv6 == Ipv6Mode::Capture;
   spec.dns_port = g.dns_port;
+  spec.tproxy = g.capture == CaptureMode::Tproxy;
   return spec;
 }
 
@@ -290,8 +292,12 @@ class Daemon {
     config_ = *cfg;
     const GatewayConfig& g = config_->gateway;
     if (g.capture == CaptureMode::Tproxy) {
-      log::error("{}: gateway.capture: tproxy is not available in this build; use redirect", path_);
-      return 1;
+      // Never start and drop traffic silently: TPROXY on a bridge whose
+      // packets br_netfilter hands to the IP hooks does exactly that.
+      if (auto t = nat::checkTproxyUsable(g.interfaces, g.ipv6 == Ipv6Mode::Capture); !t) {
+        log::error("{}: gateway.{}", path_, t.message());
+        return 1;
+      }
     }
     // gateway.user is resolved now, so a bad one refuses before anything is installed.
     if (auto u = checkPrivilegeDrop(g.user); !u) {
@@ -397,9 +403,18 @@ class Daemon {
 
     // Listeners are bound before capture starts: a redirected SYN never
     // meets a closed port because of start-up order.
+    if (g.capture == CaptureMode::Tproxy) {
+      if (auto r = nat::installTproxyRouting(); !r) {
+        log::error("{}", r.message());
+        return 1;
+      }
+    }
     auto backend = nat::installCapture(captureSpec(g));
     if (!backend) {
       log::error("nftables: {}", backend.message());
+      if (g.capture == CaptureMode::Tproxy) {
+        (void)nat::removeTproxyRouting();
+      }
       return 1;
     }
     // UDP / ICMP echo admission: until it listens, queued packets are
@@ -676,6 +691,12 @@ class Daemon {
 
   int leaveTable() {
     const GatewayConfig& g = config_->gateway;
+    if (g.capture == CaptureMode::Tproxy) {
+      // Diverted packets need this routing; blocked or uncaptured ones not.
+      if (auto r = nat::removeTproxyRouting(); !r) {
+        log::warn("{}", r.message());
+      }
+    }
     if (g.on_exit == OnExit::Block) {
       if (auto r = nat::installBlock(g.interfaces); !r) {
         log::error("nftables: could not install the blocking table: {}", r.message());

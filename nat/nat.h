@@ -59,6 +59,11 @@ struct CaptureSpec {
   uint16_t dns_port = 0;
   // NFQUEUE number for UDP / ICMP echo admission (see kMarkAdmit).
   uint16_t queue_num = kDefaultQueueNum;
+  // capture: tproxy: TCP is diverted with TPROXY (mangle prerouting, mark
+  // nat::kTproxyMark, see policy_route.h) to a transparent listener on
+  // listen_port instead of being redirected; the destination stays the one
+  // the sandbox dialled. DNS is still redirected to dns_port.
+  bool tproxy = false;
   // Which queue expression to use; unset = probe: native first, compat when
   // the kernel refuses the native one (the batch is atomic, so a refused
   // attempt changed nothing).

@@ -250,6 +250,16 @@ Result<NftExpr> makeExpr(const Expr& e) {
                              static_cast<uint32_t>(v.info.size()));
             }
           }
+        } else if constexpr (std::is_same_v<T, expr::Tproxy>) {
+          if ((x = alloc("tproxy"))) {
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_TPROXY_FAMILY, v.family);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_TPROXY_REG_PORT, v.port_reg);
+          }
+        } else if constexpr (std::is_same_v<T, expr::MetaSet>) {
+          if ((x = alloc("meta"))) {
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_META_KEY, v.key);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_META_SREG, v.sreg);
+          }
         } else {
           static_assert(sizeof(T) == 0, "unhandled expression");
         }
@@ -357,6 +367,12 @@ std::string featureHint(const Message& m) {
     for (const Expr& e : rule->rule.exprs) {
       if (std::holds_alternative<expr::Redirect>(e)) {
         return "kernel lacks nft redirect support (CONFIG_NFT_REDIR, module nft_redir?)";
+      }
+    }
+    for (const Expr& e : rule->rule.exprs) {
+      if (std::holds_alternative<expr::Tproxy>(e)) {
+        return "kernel lacks nft tproxy (CONFIG_NFT_TPROXY, module nft_tproxy?); use capture: "
+               "redirect";
       }
     }
     for (const Expr& e : rule->rule.exprs) {

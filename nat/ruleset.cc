@@ -1,5 +1,7 @@
 #include "nat/ruleset.h"
 
+#include "nat/policy_route.h"
+
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_nat.h>
@@ -208,6 +210,32 @@ class RuleBuilder {
     return word("redirect to :" + std::to_string(port));
   }
 
+  // `tcp dport != PORT`, with the l4proto dependency nft adds (and hides
+  // when printing).
+  RuleBuilder& tcpDportNot(uint16_t port) {
+    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(IPPROTO_TCP)});
+    add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_NEQ, u16NetBytes(port)});
+    return word("tcp dport != " + std::to_string(port));
+  }
+
+  // `tproxy ip|ip6 to :PORT`: hand the packet to the transparent socket on
+  // PORT at the incoming interface's address (continues only when one
+  // exists).
+  RuleBuilder& tproxyToPort(uint8_t nfproto, uint16_t port) {
+    add(expr::Immediate{NFT_REG_1, u16NetBytes(port)});
+    add(expr::Tproxy{nfproto, NFT_REG_1});
+    return word(std::string(nfproto == NFPROTO_IPV4 ? "tproxy ip" : "tproxy ip6") + " to :" +
+                std::to_string(port));
+  }
+
+  RuleBuilder& metaMarkSet(uint32_t mark) {
+    add(expr::Immediate{NFT_REG_1, u32HostBytes(mark)});
+    add(expr::MetaSet{NFT_META_MARK, NFT_REG_1});
+    return word("meta mark set " + hex32(mark));
+  }
+
   RuleBuilder& accept() {
     add(expr::Verdict{NF_ACCEPT});
     return word("accept");
@@ -409,6 +437,10 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backen
   if (!spec.ipv6_capture) {
     rs.chains.push_back(prerouting_filter);
   }
+  if (spec.tproxy) {
+    rs.chains.push_back(Chain{"tproxy", "filter", NF_INET_PRE_ROUTING, kPriorityTproxy,
+                              "capture: tproxy - divert sandbox TCP to the tollgate listener"});
+  }
   rs.chains.push_back(
       Chain{"prerouting", "nat", NF_INET_PRE_ROUTING, kPriorityNat,
             dns ? "capture: redirect sandbox DNS to the tollgate DNS service, TCP to the listener"
@@ -451,8 +483,34 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backen
     rs.rules.push_back(redirect().tcpDport(kDnsPort).counter().redirectToPort(dns_port).build(
         "sandbox DNS over TCP, to any address, goes to the tollgate DNS service"));
   }
-  rs.rules.push_back(redirect().l4protoTcp().counter().redirectToPort(port).build(
-      "every sandbox TCP connection goes to the tollgate listener"));
+  if (spec.tproxy) {
+    // TPROXY keeps the destination and needs the fwmark routing of
+    // policy_route.h to deliver the marked packets locally.
+    for (uint8_t fam : {uint8_t{NFPROTO_IPV4}, uint8_t{NFPROTO_IPV6}}) {
+      if (fam == NFPROTO_IPV6 && !spec.ipv6_capture) {
+        continue;
+      }
+      RuleBuilder b("tproxy");
+      b.iifnameIn(kIfaceSet, kIfaceSetId).nfproto(fam);
+      if (dns) {
+        b.tcpDportNot(kDnsPort);  // TCP DNS goes to the DNS service (nat chain)
+      } else {
+        b.l4protoTcp();
+      }
+      rs.rules.push_back(b.counter()
+                             .tproxyToPort(fam, port)
+                             .metaMarkSet(kTproxyMark)
+                             .accept()
+                             .build(fam == NFPROTO_IPV4
+                                        ? "every sandbox TCP connection (IPv4) goes to the "
+                                          "tollgate listener, destination kept"
+                                        : "every sandbox TCP connection (IPv6) goes to the "
+                                          "tollgate listener, destination kept"));
+    }
+  } else {
+    rs.rules.push_back(redirect().l4protoTcp().counter().redirectToPort(port).build(
+        "every sandbox TCP connection goes to the tollgate listener"));
+  }
 
   rs.rules.push_back(RuleBuilder("input")
                          .iifnameIn(kIfaceSet, kIfaceSetId)
@@ -460,13 +518,22 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backen
                          .counter()
                          .accept()
                          .build("packets of flows already admitted"));
-  rs.rules.push_back(RuleBuilder("input")
-                         .iifnameIn(kIfaceSet, kIfaceSetId)
-                         .ctStatusDnat()
-                         .tcpDport(port)
-                         .counter()
-                         .accept()
-                         .build("redirected sandbox TCP reaching the tollgate listener"));
+  if (spec.tproxy) {
+    rs.rules.push_back(RuleBuilder("input")
+                           .iifnameIn(kIfaceSet, kIfaceSetId)
+                           .metaMarkIs(kTproxyMark)
+                           .counter()
+                           .accept()
+                           .build("diverted sandbox TCP reaching the tollgate listener"));
+  } else {
+    rs.rules.push_back(RuleBuilder("input")
+                           .iifnameIn(kIfaceSet, kIfaceSetId)
+                           .ctStatusDnat()
+                           .tcpDport(port)
+                           .counter()
+                           .accept()
+                           .build("redirected sandbox TCP reaching the tollgate listener"));
+  }
   if (dns) {
     // Only redirected flows: a sandbox addressing the DNS service's own
     // address and port directly is not DNAT and is dropped below.

@@ -39,6 +39,7 @@ inline constexpr uint32_t kNftByteorderBig = 2;
 
 // Chain priorities (the lower, the earlier).
 inline constexpr int32_t kPriorityPreroutingFilter = -160;  // mangle - 10: before any NAT
+inline constexpr int32_t kPriorityTproxy = -150;            // mangle: TPROXY (capture: tproxy)
 inline constexpr int32_t kPriorityNat = -110;               // dstnat - 10: before Docker's -100
 inline constexpr int32_t kPriorityFilter = -10;             // filter - 10
 
@@ -133,12 +134,23 @@ struct Reject {   // reject type TYPE code CODE (terminal: the packet is dropped
   uint8_t code;   // for ICMPX: enum nft_reject_inet_code, e.g. NFT_REJECT_ICMPX_PORT_UNREACH
   bool operator==(const Reject&) const = default;
 };
+struct Tproxy {      // tproxy FAMILY to :reg PORT_REG (no address: the interface's)
+  uint32_t family;   // NFPROTO_IPV4 / NFPROTO_IPV6
+  uint32_t port_reg;
+  bool operator==(const Tproxy&) const = default;
+};
+struct MetaSet {  // meta set KEY with reg SREG
+  uint32_t key;
+  uint32_t sreg;
+  bool operator==(const MetaSet&) const = default;
+};
 }  // namespace expr
 
 using Expr =
     std::variant<expr::Meta, expr::Ct, expr::Payload, expr::Cmp, expr::Bitwise, expr::Lookup,
                  expr::Immediate, expr::Verdict, expr::Redirect, expr::Counter, expr::Reject,
-                 expr::CtSet, expr::Limit, expr::Fib, expr::Queue, expr::XtTarget>;
+                 expr::CtSet, expr::Limit, expr::Fib, expr::Queue, expr::XtTarget, expr::Tproxy,
+                 expr::MetaSet>;
 
 struct Rule {
   std::string chain;

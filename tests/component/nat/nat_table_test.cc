@@ -315,6 +315,29 @@ TEST_F(NatTableTest, DnsCaptureAddsRedirectsAndAcceptsInTheSameTable) {
   expectListedMatches(*plain_rs);
 }
 
+TEST_F(NatTableTest, TproxyCaptureIsWhatNftInstalls) {
+  auto s = spec({"tgsb0"});
+  s.dns_port = 15053;
+  s.tproxy = true;
+  auto r = install(s);
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto rs = buildCaptureRuleset(s);
+  ASSERT_TRUE(rs.ok());
+  expectListedMatches(*rs);  // rule for rule, comments included
+  ListedTable t = listed();
+  EXPECT_THAT(t.chains["tproxy"].rules,
+              ElementsAre("iifname @sandbox_ifaces meta nfproto ipv4 tcp dport "
+                          "!= 53 counter tproxy ip to :15001 meta mark set 0x74670003 accept",
+                          "iifname @sandbox_ifaces meta nfproto ipv6 tcp dport "
+                          "!= 53 counter tproxy ip6 to :15001 meta mark set 0x74670003 accept"));
+  // DNS is still redirected; TCP is no longer.
+  EXPECT_THAT(t.chains["prerouting"].rules,
+              ElementsAre("iifname @sandbox_ifaces udp dport 53 counter redirect to :15053",
+                          "iifname @sandbox_ifaces tcp dport 53 counter redirect to :15053"));
+  EXPECT_EQ(t.chains["input"].rules[1],
+            "iifname @sandbox_ifaces meta mark 0x74670003 counter accept");
+}
+
 TEST_F(NatTableTest, DnsCaptureWithIpv6BlockMatchesIpv4Only) {
   auto s = spec({"tgsb0"}, 15001, false);
   s.dns_port = 15053;

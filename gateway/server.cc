@@ -433,6 +433,7 @@ class Daemon {
     }
     log::info("UDP and ICMP echo admission on NFQUEUE {} ({} queue expression)",
               nat::kDefaultQueueNum, nat::queueBackendName(*backend));
+    queue_backend_ = nat::queueBackendName(*backend);
     // Everything that needs root is done. Drop before any worker thread
     // starts: credentials and capabilities are per thread.
     std::vector<std::string> reread{path_};
@@ -587,6 +588,7 @@ class Daemon {
                     {"dns_port", g.dns_port},
                     {"ipv6", g.ipv6 == Ipv6Mode::Capture ? "capture" : "block"},
                     {"table", std::string("inet ") + nat::kTableName},
+                    {"queue", queue_backend_},
                     {"workers", workers_.size()}};
     nlohmann::ordered_json counters;
     for (size_t i = 0; i < kCounterNames.size(); ++i) {
@@ -785,6 +787,7 @@ class Daemon {
   std::unique_ptr<mitm::UpstreamTls> upstream_tls_;
   std::shared_ptr<AddressCache> addresses_ = std::make_shared<AddressCache>();
   std::shared_ptr<Stats> stats_ = std::make_shared<Stats>();
+  std::string queue_backend_;  // "native" | "compat": the NFQUEUE expression in use
   std::vector<std::unique_ptr<Worker>> workers_;
   EventBasePtr main_base_;  // signals and metrics; declared before http_, which lives on it
   EvHttpPtr http_;

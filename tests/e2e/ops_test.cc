@@ -84,6 +84,7 @@ TEST(OpsTest, StatusAndReloadOverTheRootOnlyControlSocket) {
   EXPECT_EQ(j["config"]["path"], s.configPath());
   EXPECT_EQ(j["config"]["sha256"].get<std::string>().size(), 64u);
   EXPECT_EQ(j["capture"]["mode"], "redirect");
+  EXPECT_TRUE(j["capture"]["queue"] == "native" || j["capture"]["queue"] == "compat") << j.dump(2);
   EXPECT_EQ(j["capture"]["interfaces"][0], s.topo().bridge());
   EXPECT_GE(j["counters"]["decision_passthrough"].get<int>(), 1);
   EXPECT_EQ(j["per_sandbox"]["agents"]["passthrough"], 1) << j.dump(2);

@@ -170,8 +170,13 @@ void Scenario::writeConfig(const Options& opts) {
     << "  peek_timeout_ms: 3000\n"
     << "  opaque_wait_ms: 300\n"
     << opts.extra_gateway_yaml << "sandboxes:\n"
+    << opts.extra_sandboxes_yaml
     << "  - name: agents\n"
-    << "    sources: [" << topo_->sandboxSubnet4() << ", \"" << topo_->sandboxSubnet6() << "\"]\n"
+    << "    sources: "
+    << (opts.agents_sources.empty() ? "[" + topo_->sandboxSubnet4() + ", \"" +
+                                          topo_->sandboxSubnet6() + "\"]"
+                                    : opts.agents_sources)
+    << "\n"
     << "    default: " << opts.sandbox_default << "\n"
     << "    rules:\n"
     << rules << opts.extra_yaml;

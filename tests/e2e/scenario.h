@@ -42,6 +42,10 @@ class Scenario {
     std::string on_exit = "block";
     bool start_gateway = true;
     std::string extra_yaml;  // top-level sections appended after `sandboxes:` (e.g. credentials)
+    // Sandbox entries placed before `agents` (which covers the whole subnet),
+    // indented 2, e.g. for a /32 of sandbox 1 with a policy of its own.
+    std::string extra_sandboxes_yaml;
+    std::string agents_sources;  // YAML list for `agents`; default: both sandbox subnets
     // Further upstream namespaces: name -> addresses (on the wan bridge).
     std::vector<std::pair<std::string, std::vector<std::string>>> extra_upstreams;
     std::map<std::string, std::string> gateway_env;  // extra environment for `tollgate run`

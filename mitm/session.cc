@@ -176,6 +176,23 @@ std::string_view statusText(int status) {
   }
 }
 
+// The first contiguous run of bytes in `in` (empty when it is empty): the
+// readers take any split, so no pullup (copy) is needed.
+std::span<const uint8_t> firstSegment(evbuffer* in) {
+  evbuffer_iovec v{};
+  if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, nullptr, &v, 1) < 1) {
+    return {};
+  }
+  return {static_cast<const uint8_t*>(v.iov_base), v.iov_len};
+}
+
+timeval toTimeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
 void wipeAndDelete(const void*, size_t, void* extra) {
   delete static_cast<SecretBuffer*>(extra);  // ~SecretBuffer wipes
 }
@@ -280,9 +297,7 @@ Result<std::unique_ptr<Session>> Session::start(event_base* base, SessionOptions
   // within the deadline; after that the idle timeout governs.
   s->done_ev_.reset(event_new(base, -1, 0, &Session::onDone, s.get()));
   s->timer_.reset(evtimer_new(base, &Session::onTimer, s.get()));
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(s->opts_.handshake_timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((s->opts_.handshake_timeout.count() % 1000) * 1000);
+  timeval tv = toTimeval(s->opts_.handshake_timeout);
   evtimer_add(s->timer_.get(), &tv);
   if (s->client_ready_) {
     // Plain HTTP: the first request head is already buffered. Deferred so
@@ -317,9 +332,7 @@ void Session::onTimer(evutil_socket_t, short what, void* arg) {
 }
 
 void Session::armIdle() {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(opts_.idle_timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((opts_.idle_timeout.count() % 1000) * 1000);
+  timeval tv = toTimeval(opts_.idle_timeout);
   evtimer_add(timer_.get(), &tv);
 }
 
@@ -465,12 +478,7 @@ void Session::pumpClient() {
     }
     // An empty input still goes to the reader: a message's End (after its
     // last body bytes, or after a head without body) is its own step.
-    size_t avail = evbuffer_get_length(in);
-    std::span<const uint8_t> seg;
-    evbuffer_iovec v{};
-    if (avail > 0 && evbuffer_peek(in, -1, nullptr, &v, 1) >= 1) {
-      seg = std::span<const uint8_t>(static_cast<const uint8_t*>(v.iov_base), v.iov_len);
-    }
+    std::span<const uint8_t> seg = firstSegment(in);
     Step st = req_.next(seg);
     switch (st.event) {
       case Event::NeedMore:
@@ -666,11 +674,7 @@ void Session::pumpUpstream() {
       }
       return;
     }
-    std::span<const uint8_t> seg;
-    evbuffer_iovec v{};
-    if (avail > 0 && evbuffer_peek(in, -1, nullptr, &v, 1) >= 1) {
-      seg = std::span<const uint8_t>(static_cast<const uint8_t*>(v.iov_base), v.iov_len);
-    }
+    std::span<const uint8_t> seg = firstSegment(in);
     Step st = resp_.next(seg);
     switch (st.event) {
       case Event::NeedMore:

@@ -107,6 +107,9 @@ class NfSocket {
 
 uint32_t initialSeq() { return static_cast<uint32_t>(std::time(nullptr)); }
 
+Result<bool> tableExistsIn(uint32_t family);
+Result<std::vector<Message>> bindingPlan(const std::vector<PortBinding>& bindings);
+
 // Sends `messages` as one transaction and reads back every per-message ACK.
 // On a per-message error, *failed / *failed_errno (if given) name the first.
 Result<void> runBatch(const std::vector<Message>& messages, const Message** failed = nullptr,
@@ -182,6 +185,10 @@ Result<QueueBackend> installCapture(const CaptureSpec& spec) {
   } else {
     order = {QueueBackend::Native, QueueBackend::Compat};
   }
+  auto binding_plan = bindingPlan(spec.bindings);
+  if (!binding_plan) {
+    return binding_plan.error();
+  }
   std::string native_error;
   for (QueueBackend backend : order) {
     auto ruleset = buildCaptureRuleset(spec, backend);
@@ -189,6 +196,7 @@ Result<QueueBackend> installCapture(const CaptureSpec& spec) {
       return ruleset.error();
     }
     auto plan = planReplace(*ruleset);
+    plan.insert(plan.end(), binding_plan->begin(), binding_plan->end());
     int failed_errno = 0;
     const Message* failed = nullptr;
     auto r = runBatch(plan, &failed, &failed_errno);
@@ -216,18 +224,38 @@ Result<void> installBlock(const std::vector<std::string>& interfaces) {
   if (!ruleset) {
     return ruleset.error();
   }
-  return runBatch(planReplace(*ruleset));
+  auto binding_plan = bindingPlan({});
+  if (!binding_plan) {
+    return binding_plan.error();
+  }
+  auto plan = planReplace(*ruleset);
+  plan.insert(plan.end(), binding_plan->begin(), binding_plan->end());
+  return runBatch(plan);
 }
 
-Result<void> removeTable() { return runBatch(planRemove()); }
+Result<void> removeTable() {
+  auto plan = bindingPlan({});
+  if (!plan) {
+    return plan.error();
+  }
+  auto inet = planRemove();
+  plan->insert(plan->begin(), inet.begin(), inet.end());
+  return runBatch(*plan);
+}
 
-Result<bool> tableExists() {
+Result<bool> tableExists() { return tableExistsIn(kFamilyInet); }
+
+Result<bool> bindingTableExists() { return tableExistsIn(kFamilyBridge); }
+
+namespace {
+
+Result<bool> tableExistsIn(uint32_t family) {
   auto sock = NfSocket::open();
   if (!sock) {
     return sock.error();
   }
   const uint32_t seq = initialSeq();
-  auto request = encodeGetTable(seq);
+  auto request = encodeGetTable(seq, family);
   if (!request) {
     return request.error();
   }
@@ -257,8 +285,11 @@ Result<bool> tableExists() {
         if (r.error == ENOENT) {
           return false;
         }
-        std::string text = std::string("nftables: looking up table inet ") + kTableName +
-                           " failed: " + std::strerror(r.error);
+        if (family == kFamilyBridge && (r.error == EAFNOSUPPORT || r.error == EOPNOTSUPP)) {
+          return false;  // no bridge family: no binding table either
+        }
+        std::string text =
+            "nftables: looking up " + tableLabel(family) + " failed: " + std::strerror(r.error);
         if (r.error == EPERM) {
           text += " (needs CAP_NET_ADMIN in this network namespace)";
         } else if (r.error == EAFNOSUPPORT || r.error == EOPNOTSUPP) {
@@ -269,5 +300,26 @@ Result<bool> tableExists() {
     }
   }
 }
+
+// The binding table's part of a capture batch: replaced by the one for
+// `bindings`, or, without any, removed when an earlier configuration left
+// one (and not touched otherwise, so a kernel without the bridge family
+// only matters to configurations that use ports).
+Result<std::vector<Message>> bindingPlan(const std::vector<PortBinding>& bindings) {
+  if (!bindings.empty()) {
+    auto rs = buildBindingRuleset(bindings);
+    if (!rs) {
+      return rs.error();
+    }
+    return planReplace(*rs);
+  }
+  auto exists = tableExistsIn(kFamilyBridge);
+  if (!exists) {
+    return exists.error();
+  }
+  return *exists ? planRemove(kFamilyBridge) : std::vector<Message>{};
+}
+
+}  // namespace
 
 }  // namespace tollgate::nat

@@ -7,6 +7,7 @@
 // thread that setns()'d into a namespace of its own.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -43,6 +44,36 @@ inline constexpr uint32_t kEchoBurst = 5;
 enum class QueueBackend { Native, Compat };
 const char* queueBackendName(QueueBackend backend);  // "native" | "compat"
 
+// Port binding (sandboxes[].ports): which interfaces a sandbox's machines
+// attach through, so that its source addresses mean "this sandbox".
+// tollgate's `table bridge tollgate` makes every frame entering a bridge
+// port matched by `ports` carry one of the sandbox's `sources` (IPv4 and
+// IPv6 sources, ARP sender addresses, the target of neighbour
+// advertisements; plus the unspecified and IPv6 link-local addresses that
+// DHCP, ARP probes and neighbour discovery need) and nothing but IPv4,
+// IPv6 and ARP; everything else from those ports is dropped. IP packets
+// that pass get the skb mark kBindMarkBase + index. In `table inet
+// tollgate`, a packet from a captured interface whose source is in a bound
+// sandbox's sources is dropped unless it carries that sandbox's mark (it
+// entered through the sandbox's bridge port) or arrived on an interface
+// matched by `ports` itself (a routed tap listed in gateway.interfaces); the
+// mark is cleared there. So a bound sandbox's addresses are usable only
+// from its own ports, and its ports can use no other sandbox's addresses.
+struct Prefix {
+  bool v6 = false;
+  std::array<uint8_t, 16> bytes{};  // network order; 4 significant bytes for IPv4
+  unsigned len = 0;                 // prefix length
+};
+struct PortBinding {
+  std::string sandbox;             // the sandbox's name (chain names, comments)
+  std::vector<std::string> ports;  // interface names; a trailing '*' matches a prefix
+  std::vector<Prefix> sources;     // the sandbox's sources (IPv4-mapped given as IPv4)
+};
+// skb mark of IP packets that entered through binding i's ports; at most
+// kMaxBindings bindings.
+inline constexpr uint32_t kBindMarkBase = 0x74670100;
+inline constexpr size_t kMaxBindings = 255;
+
 struct CaptureSpec {
   // Sandbox-facing interfaces, e.g. {"br0"}. Matched by name (`iifname`), so
   // an interface that does not exist yet is accepted and captured as soon as
@@ -64,6 +95,8 @@ struct CaptureSpec {
   // listen_port instead of being redirected; the destination stays the one
   // the sandbox dialled. DNS is still redirected to dns_port.
   bool tproxy = false;
+  // sandboxes[].ports, in sandbox order; empty: no `table bridge tollgate`.
+  std::vector<PortBinding> bindings;
   // Which queue expression to use; unset = probe: native first, compat when
   // the kernel refuses the native one (the batch is atomic, so a refused
   // attempt changed nothing).
@@ -112,6 +145,9 @@ struct CaptureSpec {
 // on (bound to that address): conntrack rewrites the reply's source back to
 // the address and port 53 the sandbox queried, so resolvers in the sandbox
 // accept it.
+// With spec.bindings, the same batch replaces `table bridge tollgate` with
+// the binding table (see PortBinding); without, it removes one left by an
+// earlier configuration.
 // Returns the queue backend the installed table uses.
 Result<QueueBackend> installCapture(const CaptureSpec& spec);
 
@@ -119,7 +155,7 @@ Result<QueueBackend> installCapture(const CaptureSpec& spec);
 // the interfaces is silently dropped (input and forward; QUIC too, nothing is
 // refused) and nothing is forwarded to them, except the ICMPv6 neighbour
 // discovery messages that keep the link itself working (ARP is not IP and is
-// never seen by inet hooks).
+// never seen by inet hooks). A `table bridge tollgate` goes in the same batch.
 Result<void> installBlock(const std::vector<std::string>& interfaces);
 
 // Sandbox-to-sandbox traffic on a bridge is switched at layer 2; it meets
@@ -130,11 +166,13 @@ Result<void> installBlock(const std::vector<std::string>& interfaces);
 // Reads /sys/class/net and /proc/sys of the calling process.
 std::vector<std::string> lateralTrafficWarnings(const std::vector<std::string>& interfaces);
 
-// Removes the table; ok if it does not exist.
+// Removes the table (and `table bridge tollgate`); ok if they do not exist.
 Result<void> removeTable();
 
 // Whether `inet tollgate` exists in the calling thread's network namespace.
 Result<bool> tableExists();
+// Whether `bridge tollgate` (port bindings) exists there.
+Result<bool> bindingTableExists();
 
 // Original destination of a redirected, accepted TCP socket: SO_ORIGINAL_DST
 // (IPv4) or IP6T_SO_ORIGINAL_DST (IPv6), chosen by the socket's family (an

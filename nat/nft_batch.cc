@@ -56,13 +56,13 @@ Result<NftUdata> makeUdata(uint8_t comment_type, const std::string& comment) {
   return ud;
 }
 
-Result<NftTable> makeTable(const std::string* comment) {
+Result<NftTable> makeTable(uint32_t family, const std::string* comment) {
   NftTable t(nftnl_table_alloc());
   if (!t) {
     return oom("table");
   }
   nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, kTableName);
-  nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, NFPROTO_INET);
+  nftnl_table_set_u32(t.get(), NFTNL_TABLE_FAMILY, family);
   if (comment != nullptr && !comment->empty()) {
     auto ud = makeUdata(NFTNL_UDATA_TABLE_COMMENT, *comment);
     if (!ud) {
@@ -74,14 +74,14 @@ Result<NftTable> makeTable(const std::string* comment) {
   return t;
 }
 
-Result<NftSet> makeSet(const Set& spec, bool with_definition) {
+Result<NftSet> makeSet(uint32_t family, const Set& spec, bool with_definition) {
   NftSet s(nftnl_set_alloc());
   if (!s) {
     return oom("set");
   }
   nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, kTableName);
   nftnl_set_set_str(s.get(), NFTNL_SET_NAME, spec.name.c_str());
-  nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, family);
   nftnl_set_set_u32(s.get(), NFTNL_SET_ID, spec.id);
   if (with_definition) {
     nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, spec.key_type);
@@ -113,18 +113,20 @@ Result<NftSet> makeSet(const Set& spec, bool with_definition) {
   return s;
 }
 
-Result<NftChain> makeChain(const Chain& spec) {
+Result<NftChain> makeChain(uint32_t family, const Chain& spec) {
   NftChain c(nftnl_chain_alloc());
   if (!c) {
     return oom("chain");
   }
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, kTableName);
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, spec.name.c_str());
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, spec.type.c_str());
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, spec.hook);
-  nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, spec.priority);
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);  // other tables keep their say
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, family);
+  if (!spec.type.empty()) {  // a base chain; a regular one has no hook, priority or policy
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, spec.type.c_str());
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, spec.hook);
+    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, spec.priority);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);  // other tables keep their say
+  }
   auto ud = makeUdata(NFTNL_UDATA_CHAIN_COMMENT, spec.comment);
   if (!ud) {
     return ud.error();
@@ -193,6 +195,12 @@ Result<NftExpr> makeExpr(const Expr& e) {
           if ((x = alloc("immediate"))) {
             nftnl_expr_set_u32(x.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
             nftnl_expr_set_u32(x.get(), NFTNL_EXPR_IMM_VERDICT, static_cast<uint32_t>(v.code));
+          }
+        } else if constexpr (std::is_same_v<T, expr::Jump>) {
+          if ((x = alloc("immediate"))) {
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+            nftnl_expr_set_u32(x.get(), NFTNL_EXPR_IMM_VERDICT, static_cast<uint32_t>(NFT_JUMP));
+            nftnl_expr_set_str(x.get(), NFTNL_EXPR_IMM_CHAIN, v.chain.c_str());
           }
         } else if constexpr (std::is_same_v<T, expr::Redirect>) {
           if ((x = alloc("redir"))) {
@@ -271,14 +279,14 @@ Result<NftExpr> makeExpr(const Expr& e) {
   return x;
 }
 
-Result<NftRule> makeRule(const Rule& spec) {
+Result<NftRule> makeRule(uint32_t family, const Rule& spec) {
   NftRule r(nftnl_rule_alloc());
   if (!r) {
     return oom("rule");
   }
   nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, kTableName);
   nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, spec.chain.c_str());
-  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, family);
   for (const Expr& e : spec.exprs) {
     auto x = makeExpr(e);
     if (!x) {
@@ -300,14 +308,15 @@ constexpr uint16_t kCreateExcl = NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
 
 // Writes one message at `buf` (inside the batch's overrun area).
 Result<void> encodeMessage(char* buf, const Message& m, uint32_t seq) {
+  const uint32_t family = messageFamily(m);
   auto hdr = [&](uint16_t type, uint16_t flags) {
-    return nftnl_nlmsg_build_hdr(buf, type, NFPROTO_INET, flags, seq);
+    return nftnl_nlmsg_build_hdr(buf, type, static_cast<uint16_t>(family), flags, seq);
   };
   return std::visit(
       [&](const auto& v) -> Result<void> {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, msg::EnsureTable> || std::is_same_v<T, msg::DeleteTable>) {
-          auto t = makeTable(nullptr);
+          auto t = makeTable(family, nullptr);
           if (!t) {
             return t.error();
           }
@@ -316,31 +325,31 @@ Result<void> encodeMessage(char* buf, const Message& m, uint32_t seq) {
               hdr(ensure ? NFT_MSG_NEWTABLE : NFT_MSG_DELTABLE, ensure ? kCreate : NLM_F_ACK),
               t->get());
         } else if constexpr (std::is_same_v<T, msg::CreateTable>) {
-          auto t = makeTable(&v.comment);
+          auto t = makeTable(family, &v.comment);
           if (!t) {
             return t.error();
           }
           nftnl_table_nlmsg_build_payload(hdr(NFT_MSG_NEWTABLE, kCreateExcl), t->get());
         } else if constexpr (std::is_same_v<T, msg::AddSet>) {
-          auto s = makeSet(v.set, true);
+          auto s = makeSet(family, v.set, true);
           if (!s) {
             return s.error();
           }
           nftnl_set_nlmsg_build_payload(hdr(NFT_MSG_NEWSET, kCreateExcl), s->get());
         } else if constexpr (std::is_same_v<T, msg::AddSetElements>) {
-          auto s = makeSet(v.set, false);
+          auto s = makeSet(family, v.set, false);
           if (!s) {
             return s.error();
           }
           nftnl_set_elems_nlmsg_build_payload(hdr(NFT_MSG_NEWSETELEM, kCreateExcl), s->get());
         } else if constexpr (std::is_same_v<T, msg::AddChain>) {
-          auto c = makeChain(v.chain);
+          auto c = makeChain(family, v.chain);
           if (!c) {
             return c.error();
           }
           nftnl_chain_nlmsg_build_payload(hdr(NFT_MSG_NEWCHAIN, kCreateExcl), c->get());
         } else if constexpr (std::is_same_v<T, msg::AddRule>) {
-          auto r = makeRule(v.rule);
+          auto r = makeRule(family, v.rule);
           if (!r) {
             return r.error();
           }
@@ -357,6 +366,10 @@ Result<void> encodeMessage(char* buf, const Message& m, uint32_t seq) {
 // Which kernel feature a message needs, for ENOENT / EOPNOTSUPP answers (the
 // kernel's way of saying "no such chain type / expression / set backend").
 std::string featureHint(const Message& m) {
+  if (messageFamily(m) == NFPROTO_BRIDGE) {
+    return "kernel lacks nftables for the bridge family (CONFIG_NF_TABLES_BRIDGE, module "
+           "nf_tables_bridge?), which sandboxes[].ports needs";
+  }
   if (const auto* chain = std::get_if<msg::AddChain>(&m)) {
     if (chain->chain.type == "nat") {
       return "kernel lacks nftables NAT chains (CONFIG_NFT_NAT, module nft_chain_nat?)";
@@ -463,14 +476,14 @@ Result<EncodedBatch> encodeBatch(const std::vector<Message>& messages, uint32_t 
   return out;
 }
 
-Result<std::vector<uint8_t>> encodeGetTable(uint32_t seq) {
-  auto t = makeTable(nullptr);
+Result<std::vector<uint8_t>> encodeGetTable(uint32_t seq, uint32_t family) {
+  auto t = makeTable(family, nullptr);
   if (!t) {
     return t.error();
   }
   std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE, 0);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETTABLE,
-                                        NFPROTO_INET, NLM_F_ACK, seq);
+                                        static_cast<uint16_t>(family), NLM_F_ACK, seq);
   nftnl_table_nlmsg_build_payload(nlh, t->get());
   buf.resize(nlh->nlmsg_len);
   return buf;

@@ -26,8 +26,8 @@ struct EncodedBatch {
 // first_seq. Fails only on allocation failure inside libnftnl.
 Result<EncodedBatch> encodeBatch(const std::vector<Message>& messages, uint32_t first_seq);
 
-// A single NFT_MSG_GETTABLE request for `inet tollgate` with NLM_F_ACK.
-Result<std::vector<uint8_t>> encodeGetTable(uint32_t seq);
+// A single NFT_MSG_GETTABLE request for `<family> tollgate` with NLM_F_ACK.
+Result<std::vector<uint8_t>> encodeGetTable(uint32_t seq, uint32_t family = kFamilyInet);
 
 // One netlink message from the kernel.
 struct Reply {

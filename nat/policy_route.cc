@@ -3,8 +3,8 @@
 #include <libmnl/libmnl.h>
 #include <linux/ethtool.h>
 #include <linux/fib_rules.h>
-#include <linux/sockios.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -134,10 +134,11 @@ Result<void> checkTproxyUsable(const std::vector<std::string>& interfaces, bool 
         continue;
       }
       if (sysctlIsOne(std::string("/proc/sys/net/bridge/") + key)) {
-        return makeError("capture: tproxy cannot work on bridge " + ifname +
-                         " while net.bridge." + key +
+        return makeError("capture: tproxy cannot work on bridge " + ifname + " while net.bridge." +
+                         key +
                          " = 1 (br_netfilter): diverted packets would be reset, silently. Set "
-                         "`sysctl -w net.bridge." + key +
+                         "`sysctl -w net.bridge." +
+                         key +
                          "=0` (per network namespace; Docker hosts load br_netfilter) or use "
                          "capture: redirect");
       }
@@ -163,11 +164,11 @@ Result<void> installTproxyRouting() {
       return makeError(std::string("tproxy routing: removing a stale ") + fam +
                        " rule: " + strerror(err));
     }
-    if (int err = request(nl->get(), ruleMsg(buf.data(), RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL,
-                                             family, ++seq));
+    if (int err = request(
+            nl->get(), ruleMsg(buf.data(), RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, family, ++seq));
         err != 0) {
-      return makeError(std::string("tproxy routing: adding the ") + fam + " fwmark rule: " +
-                       strerror(err));
+      return makeError(std::string("tproxy routing: adding the ") + fam +
+                       " fwmark rule: " + strerror(err));
     }
     if (int err = request(nl->get(), routeMsg(buf.data(), RTM_NEWROUTE,
                                               NLM_F_CREATE | NLM_F_REPLACE, family, ++seq, lo));

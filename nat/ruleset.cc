@@ -1,7 +1,6 @@
 #include "nat/ruleset.h"
 
-#include "nat/policy_route.h"
-
+#include <arpa/inet.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_nat.h>
@@ -15,7 +14,10 @@
 #include <cstring>
 #include <utility>
 
+#include "nat/policy_route.h"
+
 namespace tollgate::nat {
+static_assert(kFamilyInet == NFPROTO_INET && kFamilyBridge == NFPROTO_BRIDGE);
 namespace {
 
 // ICMPv6 neighbour discovery (RFC 4861 section 4) a sandbox may send to the
@@ -57,6 +59,39 @@ Bytes u32HostBytes(uint32_t v) {
 // Network byte order, as ports appear on the wire.
 Bytes u16NetBytes(uint16_t v) {
   return Bytes{static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v & 0xff)};
+}
+
+// Ethertypes (the bridge family's `meta protocol` / `ether type`).
+constexpr uint16_t kEthIpv4 = 0x0800;
+constexpr uint16_t kEthIpv6 = 0x86dd;
+constexpr uint16_t kEthArp = 0x0806;
+
+Bytes prefixMask(const Prefix& p) {
+  Bytes mask(p.v6 ? 16 : 4, 0);
+  for (unsigned bit = 0; bit < p.len && bit / 8 < mask.size(); ++bit) {
+    mask[bit / 8] = static_cast<uint8_t>(mask[bit / 8] | (0x80u >> (bit % 8)));
+  }
+  return mask;
+}
+
+// "10.77.0.0/24", "fd77::10" (a full-length prefix prints as the address).
+std::string prefixText(const Prefix& p) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(p.v6 ? AF_INET6 : AF_INET, p.bytes.data(), buf, sizeof(buf));
+  const unsigned full = p.v6 ? 128 : 32;
+  return p.len == full ? std::string(buf) : std::string(buf) + "/" + std::to_string(p.len);
+}
+
+// How nft prints a raw payload value: a hex integer without leading zeros.
+std::string hexInteger(const uint8_t* bytes, size_t n) {
+  std::string out;
+  char buf[4];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(buf, sizeof(buf), "%02x", bytes[i]);
+    out += buf;
+  }
+  size_t nz = out.find_first_not_of('0');
+  return "0x" + (nz == std::string::npos ? std::string("0") : out.substr(nz));
 }
 
 // Appends expressions together with the nft syntax they print as. Every match
@@ -226,14 +261,108 @@ class RuleBuilder {
   RuleBuilder& tproxyToPort(uint8_t nfproto, uint16_t port) {
     add(expr::Immediate{NFT_REG_1, u16NetBytes(port)});
     add(expr::Tproxy{nfproto, NFT_REG_1});
-    return word(std::string(nfproto == NFPROTO_IPV4 ? "tproxy ip" : "tproxy ip6") + " to :" +
-                std::to_string(port));
+    return word(std::string(nfproto == NFPROTO_IPV4 ? "tproxy ip" : "tproxy ip6") +
+                " to :" + std::to_string(port));
   }
 
   RuleBuilder& metaMarkSet(uint32_t mark) {
     add(expr::Immediate{NFT_REG_1, u32HostBytes(mark)});
     add(expr::MetaSet{NFT_META_MARK, NFT_REG_1});
     return word("meta mark set " + hex32(mark));
+  }
+
+  // `iifname "NAME"` compares the whole zero-padded name, `iifname "PRE*"`
+  // only the prefix, as nft encodes them. Precondition: a valid pattern.
+  RuleBuilder& iifnamePattern(const std::string& pattern) {
+    add(expr::Meta{NFT_META_IIFNAME, NFT_REG_1});
+    if (pattern.back() == '*') {
+      add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes(pattern.begin(), pattern.end() - 1)});
+    } else {
+      add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, encodeIfname(pattern)});
+    }
+    return word("iifname \"" + pattern + "\"");
+  }
+
+  // `ip saddr P` / `ip6 saddr P`. The protocol dependency is the one nft
+  // adds in that family: `meta protocol` (the frame's ethertype, also for a
+  // VLAN tag taken off by the driver) in the bridge family, `meta nfproto`
+  // in inet. A /0 prefix matches the protocol only.
+  RuleBuilder& saddrIn(uint32_t family, const Prefix& p) {
+    if (family == NFPROTO_BRIDGE) {
+      add(expr::Meta{NFT_META_PROTOCOL, NFT_REG_1});
+      add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u16NetBytes(p.v6 ? kEthIpv6 : kEthIpv4)});
+    } else {
+      add(expr::Meta{NFT_META_NFPROTO, NFT_REG_1});
+      add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(p.v6 ? NFPROTO_IPV6 : NFPROTO_IPV4)});
+    }
+    if (p.len == 0) {
+      return word(family == NFPROTO_BRIDGE ? (p.v6 ? "meta protocol ip6" : "meta protocol ip")
+                                           : (p.v6 ? "meta nfproto ipv6" : "meta nfproto ipv4"));
+    }
+    addressIn(NFT_PAYLOAD_NETWORK_HEADER, p.v6 ? 8 : 12, p);
+    return word(std::string(p.v6 ? "ip6 saddr " : "ip saddr ") + prefixText(p));
+  }
+
+  // An ARP packet for IPv4 over Ethernet (the only kind Linux accepts on an
+  // Ethernet bridge) whose sender address is in P. The explicit header
+  // checks pin the sender address at offset 14 whatever the packet claims.
+  RuleBuilder& arpSenderIn(const Prefix& p) {
+    add(expr::Payload{NFT_PAYLOAD_LL_HEADER, 12, 2, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u16NetBytes(kEthArp)});
+    add(expr::Payload{NFT_PAYLOAD_NETWORK_HEADER, 0, 4, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{0x00, 0x01, 0x08, 0x00}});  // htype 1, ptype ip
+    add(expr::Payload{NFT_PAYLOAD_NETWORK_HEADER, 4, 2, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes{6, 4}});  // hlen 6, plen 4
+    word("arp htype 1 arp ptype ip arp hlen 6 arp plen 4");
+    if (p.len == 0) {
+      return *this;
+    }
+    addressIn(NFT_PAYLOAD_NETWORK_HEADER, 14, p);
+    return word("arp saddr ip " + prefixText(p));
+  }
+
+  // `icmpv6 type nd-neighbor-advert` in the bridge family: an IPv6 frame
+  // (`ether type ip6`, the dependency nft adds) whose l4proto, past any
+  // extension headers, is ICMPv6.
+  RuleBuilder& ndNeighborAdvert() {
+    add(expr::Payload{NFT_PAYLOAD_LL_HEADER, 12, 2, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u16NetBytes(kEthIpv6)});
+    add(expr::Meta{NFT_META_L4PROTO, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(IPPROTO_ICMPV6)});
+    add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1});
+    add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u8Bytes(kNdNeighborAdvert)});
+    return word("icmpv6 type nd-neighbor-advert");
+  }
+
+  // The target address of a neighbour advertisement (RFC 4861 4.4: bytes
+  // 8-23 of the ICMPv6 message) in P; nft has no name for it and prints the
+  // raw `@th,64,LEN` match.
+  RuleBuilder& ndTargetIn(const Prefix& p) {
+    if (p.len == 0) {
+      return *this;  // any target
+    }
+    addressIn(NFT_PAYLOAD_TRANSPORT_HEADER, 8, p);
+    if (p.len % 8 == 0) {
+      return word("@th,64," + std::to_string(p.len) + " " + hexInteger(p.bytes.data(), p.len / 8));
+    }
+    Bytes mask = prefixMask(p);
+    return word("@th,64,128 & " + hexInteger(mask.data(), mask.size()) +
+                " == " + hexInteger(p.bytes.data(), 16));
+  }
+
+  RuleBuilder& metaMarkIsThenClear(uint32_t mark) {
+    metaMarkIs(mark);
+    return metaMarkSet(0);
+  }
+
+  RuleBuilder& jump(const std::string& chain) {
+    add(expr::Jump{chain});
+    return word("jump " + chain);
+  }
+
+  RuleBuilder& ret() {
+    add(expr::Verdict{NFT_RETURN});
+    return word("return");
   }
 
   RuleBuilder& accept() {
@@ -274,6 +403,22 @@ class RuleBuilder {
     add(expr::Payload{NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1});
     add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, u16NetBytes(port)});
     return word(std::string(keyword) + " dport " + std::to_string(port));
+  }
+
+  // Loads the address field at BASE + OFFSET and compares it with P the way
+  // nft does: only the prefix's bytes when it ends on a byte boundary, the
+  // whole field masked otherwise. Precondition: p.len > 0.
+  void addressIn(uint32_t base, uint32_t offset, const Prefix& p) {
+    const uint32_t field = p.v6 ? 16 : 4;
+    if (p.len % 8 == 0) {
+      const uint32_t n = p.len / 8;
+      add(expr::Payload{base, offset, n, NFT_REG_1});
+      add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes(p.bytes.begin(), p.bytes.begin() + n)});
+    } else {
+      add(expr::Payload{base, offset, field, NFT_REG_1});
+      add(expr::Bitwise{NFT_REG_1, NFT_REG_1, prefixMask(p), Bytes(field, 0)});
+      add(expr::Cmp{NFT_REG_1, NFT_CMP_EQ, Bytes(p.bytes.begin(), p.bytes.begin() + field)});
+    }
   }
 
   void add(Expr e) { rule_.exprs.push_back(std::move(e)); }
@@ -344,6 +489,96 @@ Rule quicReject(const char* chain) {
 
 bool isSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+// The addresses any bound port may use whatever its sandbox: the
+// unspecified ones (DHCP, ARP probes, duplicate address detection) and IPv6
+// link-local (neighbour discovery, router solicitation).
+Prefix unspecifiedV4() { return Prefix{false, {}, 32}; }
+Prefix unspecifiedV6() { return Prefix{true, {}, 128}; }
+Prefix linkLocalV6() {
+  Prefix p{true, {}, 10};
+  p.bytes[0] = 0xfe;
+  p.bytes[1] = 0x80;
+  return p;
+}
+
+uint32_t bindMark(size_t index) { return kBindMarkBase + static_cast<uint32_t>(index); }
+
+Result<void> validateBindings(const std::vector<PortBinding>& bindings) {
+  if (bindings.size() > kMaxBindings) {
+    return makeError("nftables: more than " + std::to_string(kMaxBindings) +
+                     " sandboxes with ports (one skb mark each)");
+  }
+  for (const PortBinding& b : bindings) {
+    if (b.sandbox.empty() || b.ports.empty() || b.sources.empty()) {
+      return makeError("nftables: port binding of sandbox '" + b.sandbox +
+                       "' needs a name, ports and sources");
+    }
+    for (const std::string& port : b.ports) {
+      if (auto ok = validatePortPattern(port); !ok) {
+        return makeError(ok.message() + " (sandbox " + b.sandbox + ")");
+      }
+    }
+    for (const Prefix& p : b.sources) {
+      if (p.len > (p.v6 ? 128u : 32u)) {
+        return makeError("nftables: bad prefix length in the sources of sandbox " + b.sandbox);
+      }
+    }
+  }
+  return {};
+}
+
+// `table inet tollgate`'s half of the binding (see PortBinding in nat.h):
+// chain `bind`, jumped to from prerouting_filter for every packet from the
+// captured interfaces, and per bound sandbox `own_NAME` (its routed ports
+// carry only its sources) and `from_NAME` (its sources come only through
+// its ports: routed, or bridged and marked by table bridge tollgate).
+void addInetBinding(Ruleset& rs, const std::vector<PortBinding>& bindings) {
+  rs.chains.push_back(Chain{"bind", "", 0, 0,
+                            "sandboxes[].ports: a bound sandbox's sources only through its ports"});
+  for (size_t i = 0; i < bindings.size(); ++i) {
+    const PortBinding& b = bindings[i];
+    const std::string own = "own_" + b.sandbox;
+    const std::string from = "from_" + b.sandbox;
+    rs.chains.push_back(Chain{
+        own, "", 0, 0, "what a routed port of sandbox " + b.sandbox + " may send: its sources"});
+    rs.chains.push_back(Chain{
+        from, "", 0, 0, "where the sources of sandbox " + b.sandbox + " may come from: its ports"});
+    for (const std::string& port : b.ports) {
+      rs.rules.push_back(RuleBuilder("bind").iifnamePattern(port).jump(own).build(
+          "a routed interface of sandbox " + b.sandbox));
+    }
+    for (const Prefix& p : b.sources) {
+      rs.rules.push_back(RuleBuilder("bind")
+                             .saddrIn(NFPROTO_INET, p)
+                             .jump(from)
+                             .build("a source of sandbox " + b.sandbox));
+    }
+    for (const Prefix& p : b.sources) {
+      rs.rules.push_back(RuleBuilder(own).saddrIn(NFPROTO_INET, p).ret().build("its own source"));
+    }
+    for (const Prefix& p : {unspecifiedV4(), unspecifiedV6(), linkLocalV6()}) {
+      rs.rules.push_back(
+          RuleBuilder(own)
+              .saddrIn(NFPROTO_INET, p)
+              .ret()
+              .build("unspecified and link-local sources: DHCP, neighbour discovery"));
+    }
+    rs.rules.push_back(RuleBuilder(own).counter().drop().build(
+        "spoofed: a source that is not sandbox " + b.sandbox + "'s"));
+    for (const std::string& port : b.ports) {
+      rs.rules.push_back(
+          RuleBuilder(from).iifnamePattern(port).ret().build("arrived on its routed interface"));
+    }
+    rs.rules.push_back(
+        RuleBuilder(from)
+            .metaMarkIsThenClear(bindMark(i))
+            .ret()
+            .build("entered through its bridge port (marked by table bridge tollgate)"));
+    rs.rules.push_back(RuleBuilder(from).counter().drop().build("spoofed: sandbox " + b.sandbox +
+                                                                "'s source from another port"));
+  }
 }
 
 }  // namespace
@@ -670,6 +905,16 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backen
                          .drop()
                          .build("anti-spoofing: the source must be routable back through the "
                                 "interface it came in on"));
+  if (!spec.bindings.empty()) {
+    if (auto ok = validateBindings(spec.bindings); !ok) {
+      return ok.error();
+    }
+    addInetBinding(rs, spec.bindings);
+    rs.rules.push_back(RuleBuilder("prerouting_filter")
+                           .iifnameIn(kIfaceSet, kIfaceSetId)
+                           .jump("bind")
+                           .build("anti-spoofing: sandboxes with ports are bound to them"));
+  }
   return rs;
 }
 
@@ -726,30 +971,163 @@ Result<Ruleset> buildBlockRuleset(const std::vector<std::string>& interfaces_in)
   return rs;
 }
 
+Result<void> validatePortPattern(std::string_view pattern) {
+  auto bad = [&](const std::string& why) {
+    return makeError("nftables: port '" + std::string(pattern) + "' " + why);
+  };
+  if (pattern == "*") {
+    return bad(
+        "would match every interface of the host; list the sandbox's ports or a prefix "
+        "such as tap-a*");
+  }
+  const size_t star = pattern.find('*');
+  if (star != std::string_view::npos && star + 1 != pattern.size()) {
+    return bad("may only end in '*' (a prefix match, as in nft)");
+  }
+  std::string_view name = star == std::string_view::npos ? pattern : pattern.substr(0, star);
+  if (auto ok = validateInterfaceName(name); !ok) {
+    return ok.error();
+  }
+  return {};
+}
+
+bool portPatternsOverlap(std::string_view a, std::string_view b) {
+  const bool wa = !a.empty() && a.back() == '*';
+  const bool wb = !b.empty() && b.back() == '*';
+  std::string_view pa = wa ? a.substr(0, a.size() - 1) : a;
+  std::string_view pb = wb ? b.substr(0, b.size() - 1) : b;
+  if (!wa && !wb) {
+    return pa == pb;
+  }
+  if (wa && wb) {
+    return pa.starts_with(pb) || pb.starts_with(pa);
+  }
+  return wa ? pb.starts_with(pa) : pa.starts_with(pb);
+}
+
+Result<Ruleset> buildBindingRuleset(const std::vector<PortBinding>& bindings) {
+  if (bindings.empty()) {
+    return makeError("nftables: no port bindings to install");
+  }
+  if (auto ok = validateBindings(bindings); !ok) {
+    return ok.error();
+  }
+  Ruleset rs;
+  rs.family = NFPROTO_BRIDGE;
+  rs.comment = "tollgate port binding (sandboxes[].ports); managed by tollgate, do not edit";
+  rs.chains.push_back(Chain{"prerouting", "filter", kBridgeHookPrerouting, kPriorityBridgeFilter,
+                            "frames from a sandbox's ports carry only its addresses"});
+  for (size_t i = 0; i < bindings.size(); ++i) {
+    const PortBinding& b = bindings[i];
+    const std::string port_chain = "port_" + b.sandbox;
+    const std::string nd_chain = "nd_" + b.sandbox;
+    rs.chains.push_back(
+        Chain{port_chain, "", 0, 0, "what a port of sandbox " + b.sandbox + " may send"});
+    rs.chains.push_back(
+        Chain{nd_chain, "", 0, 0, "which addresses sandbox " + b.sandbox + " may advertise"});
+    for (const std::string& port : b.ports) {
+      rs.rules.push_back(RuleBuilder("prerouting")
+                             .iifnamePattern(port)
+                             .counter()
+                             .jump(port_chain)
+                             .build("a port of sandbox " + b.sandbox));
+    }
+    for (const Prefix& p : b.sources) {
+      if (!p.v6) {
+        rs.rules.push_back(RuleBuilder(port_chain)
+                               .saddrIn(NFPROTO_BRIDGE, p)
+                               .metaMarkSet(bindMark(i))
+                               .accept()
+                               .build("its own source; the mark tells table inet tollgate"));
+      }
+    }
+    rs.rules.push_back(RuleBuilder(port_chain)
+                           .saddrIn(NFPROTO_BRIDGE, unspecifiedV4())
+                           .accept()
+                           .build("DHCP before the sandbox has an address"));
+    for (const Prefix& p : b.sources) {
+      if (!p.v6) {
+        rs.rules.push_back(
+            RuleBuilder(port_chain).arpSenderIn(p).accept().build("ARP for its own address"));
+      }
+    }
+    rs.rules.push_back(RuleBuilder(port_chain)
+                           .arpSenderIn(unspecifiedV4())
+                           .accept()
+                           .build("ARP probes (RFC 5227) have sender 0.0.0.0"));
+    rs.rules.push_back(RuleBuilder(port_chain)
+                           .ndNeighborAdvert()
+                           .jump(nd_chain)
+                           .build("neighbour advertisements: only for its own addresses"));
+    for (const Prefix& p : b.sources) {
+      if (p.v6) {
+        rs.rules.push_back(RuleBuilder(port_chain)
+                               .saddrIn(NFPROTO_BRIDGE, p)
+                               .metaMarkSet(bindMark(i))
+                               .accept()
+                               .build("its own source; the mark tells table inet tollgate"));
+      }
+    }
+    rs.rules.push_back(RuleBuilder(port_chain)
+                           .saddrIn(NFPROTO_BRIDGE, linkLocalV6())
+                           .accept()
+                           .build("IPv6 link-local: neighbour discovery, router solicitation"));
+    rs.rules.push_back(RuleBuilder(port_chain)
+                           .saddrIn(NFPROTO_BRIDGE, unspecifiedV6())
+                           .accept()
+                           .build("duplicate address detection"));
+    rs.rules.push_back(RuleBuilder(port_chain)
+                           .counter()
+                           .drop()
+                           .build("spoofed source or sender, or neither IPv4, IPv6 nor ARP"));
+    for (const Prefix& p : b.sources) {
+      if (p.v6) {
+        rs.rules.push_back(RuleBuilder(nd_chain).ndTargetIn(p).ret().build("its own address"));
+      }
+    }
+    rs.rules.push_back(
+        RuleBuilder(nd_chain).ndTargetIn(linkLocalV6()).ret().build("a link-local address"));
+    rs.rules.push_back(RuleBuilder(nd_chain).counter().drop().build(
+        "advertises an address that is not sandbox " + b.sandbox + "'s"));
+  }
+  return rs;
+}
+
 std::vector<Message> planReplace(const Ruleset& ruleset) {
+  const uint32_t f = ruleset.family;
   std::vector<Message> out;
-  out.emplace_back(msg::EnsureTable{});
-  out.emplace_back(msg::DeleteTable{});
-  out.emplace_back(msg::CreateTable{ruleset.comment});
+  out.emplace_back(msg::EnsureTable{f});
+  out.emplace_back(msg::DeleteTable{f});
+  out.emplace_back(msg::CreateTable{ruleset.comment, f});
   for (const Set& set : ruleset.sets) {
-    out.emplace_back(msg::AddSet{set});
+    out.emplace_back(msg::AddSet{set, f});
     if (!set.elements.empty()) {
-      out.emplace_back(msg::AddSetElements{set});
+      out.emplace_back(msg::AddSetElements{set, f});
     }
   }
   for (const Chain& chain : ruleset.chains) {
-    out.emplace_back(msg::AddChain{chain});
+    out.emplace_back(msg::AddChain{chain, f});
   }
   for (const Rule& rule : ruleset.rules) {
-    out.emplace_back(msg::AddRule{rule});
+    out.emplace_back(msg::AddRule{rule, f});
   }
   return out;
 }
 
-std::vector<Message> planRemove() { return {msg::EnsureTable{}, msg::DeleteTable{}}; }
+std::vector<Message> planRemove(uint32_t family) {
+  return {msg::EnsureTable{family}, msg::DeleteTable{family}};
+}
+
+uint32_t messageFamily(const Message& message) {
+  return std::visit([](const auto& m) { return m.family; }, message);
+}
+
+std::string tableLabel(uint32_t family) {
+  return std::string(family == NFPROTO_BRIDGE ? "table bridge " : "table inet ") + kTableName;
+}
 
 std::string describe(const Message& message) {
-  const std::string table = std::string("table inet ") + kTableName;
+  const std::string table = tableLabel(messageFamily(message));
   struct Visitor {
     const std::string& table;
     std::string operator()(const msg::EnsureTable&) const { return "prepare " + table; }
@@ -764,6 +1142,9 @@ std::string describe(const Message& message) {
       return out + " }";
     }
     std::string operator()(const msg::AddChain& m) const {
+      if (m.chain.type.empty()) {
+        return "create chain " + m.chain.name;
+      }
       return "create chain " + m.chain.name + " (type " + m.chain.type + ", priority " +
              std::to_string(m.chain.priority) + ")";
     }

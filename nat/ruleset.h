@@ -37,11 +37,20 @@ inline constexpr uint32_t kNftTypeIcmpv6Type = 29;
 inline constexpr uint32_t kNftByteorderHost = 1;
 inline constexpr uint32_t kNftByteorderBig = 2;
 
+// Table families (NFPROTO_INET, NFPROTO_BRIDGE; <linux/netfilter.h> clashes
+// with <netinet/in.h> in headers).
+inline constexpr uint32_t kFamilyInet = 1;
+inline constexpr uint32_t kFamilyBridge = 7;
+
 // Chain priorities (the lower, the earlier).
 inline constexpr int32_t kPriorityPreroutingFilter = -160;  // mangle - 10: before any NAT
 inline constexpr int32_t kPriorityTproxy = -150;            // mangle: TPROXY (capture: tproxy)
 inline constexpr int32_t kPriorityNat = -110;               // dstnat - 10: before Docker's -100
 inline constexpr int32_t kPriorityFilter = -10;             // filter - 10
+// Bridge family (table bridge tollgate, sandboxes[].ports): NF_BR_PRI_FILTER_BRIDGED,
+// before br_netfilter (0) hands bridged IP to the inet hooks.
+inline constexpr int32_t kPriorityBridgeFilter = -200;
+inline constexpr uint32_t kBridgeHookPrerouting = 0;  // NF_BR_PRE_ROUTING
 
 // One struct per libnftnl expression, registers explicit.
 namespace expr {
@@ -87,9 +96,13 @@ struct Immediate {  // immediate reg DREG DATA
   Bytes data;
   bool operator==(const Immediate&) const = default;
 };
-struct Verdict {  // immediate reg 0 accept|drop
+struct Verdict {  // immediate reg 0 accept|drop|return
   int32_t code;
   bool operator==(const Verdict&) const = default;
+};
+struct Jump {  // immediate reg 0 jump CHAIN
+  std::string chain;
+  bool operator==(const Jump&) const = default;
 };
 struct Redirect {  // redir proto_min reg REG flags FLAGS
   uint32_t proto_min_reg;
@@ -134,8 +147,8 @@ struct Reject {   // reject type TYPE code CODE (terminal: the packet is dropped
   uint8_t code;   // for ICMPX: enum nft_reject_inet_code, e.g. NFT_REJECT_ICMPX_PORT_UNREACH
   bool operator==(const Reject&) const = default;
 };
-struct Tproxy {      // tproxy FAMILY to :reg PORT_REG (no address: the interface's)
-  uint32_t family;   // NFPROTO_IPV4 / NFPROTO_IPV6
+struct Tproxy {     // tproxy FAMILY to :reg PORT_REG (no address: the interface's)
+  uint32_t family;  // NFPROTO_IPV4 / NFPROTO_IPV6
   uint32_t port_reg;
   bool operator==(const Tproxy&) const = default;
 };
@@ -146,11 +159,10 @@ struct MetaSet {  // meta set KEY with reg SREG
 };
 }  // namespace expr
 
-using Expr =
-    std::variant<expr::Meta, expr::Ct, expr::Payload, expr::Cmp, expr::Bitwise, expr::Lookup,
-                 expr::Immediate, expr::Verdict, expr::Redirect, expr::Counter, expr::Reject,
-                 expr::CtSet, expr::Limit, expr::Fib, expr::Queue, expr::XtTarget, expr::Tproxy,
-                 expr::MetaSet>;
+using Expr = std::variant<expr::Meta, expr::Ct, expr::Payload, expr::Cmp, expr::Bitwise,
+                          expr::Lookup, expr::Immediate, expr::Verdict, expr::Redirect,
+                          expr::Counter, expr::Reject, expr::CtSet, expr::Limit, expr::Fib,
+                          expr::Queue, expr::XtTarget, expr::Tproxy, expr::MetaSet, expr::Jump>;
 
 struct Rule {
   std::string chain;
@@ -163,8 +175,8 @@ struct Rule {
 
 struct Chain {
   std::string name;
-  std::string type;  // "filter" | "nat"
-  uint32_t hook;     // NF_INET_*
+  std::string type;  // "filter" | "nat"; empty: a regular chain (no hook), reached by jumps
+  uint32_t hook;     // NF_INET_* (NF_BR_* in the bridge family)
   int32_t priority;
   std::string comment;
 };
@@ -186,7 +198,8 @@ struct Set {
 };
 
 struct Ruleset {
-  std::string comment;  // table comment
+  uint32_t family = kFamilyInet;  // table <family> tollgate
+  std::string comment;            // table comment
   std::vector<Set> sets;
   std::vector<Chain> chains;  // in creation order
   std::vector<Rule> rules;    // in append order
@@ -218,24 +231,43 @@ bool usesQueue(const Rule& rule);
 // Fail-closed ruleset for `on_exit: block`.
 Result<Ruleset> buildBlockRuleset(const std::vector<std::string>& interfaces);
 
-// Messages of one nf_tables batch (table inet tollgate implied).
+// `sandboxes[].ports` entries: an interface name, or a name prefix ending in
+// '*' (nft's wildcard: "tap-a*" matches "tap-a1"). Not "*" alone, which
+// would claim every bridge port of the host.
+Result<void> validatePortPattern(std::string_view pattern);
+// True when some interface name matches both patterns.
+bool portPatternsOverlap(std::string_view a, std::string_view b);
+// The `table bridge tollgate` that binds each sandbox with ports to them
+// (see PortBinding in nat.h); an error names the bad binding. Empty
+// `bindings` is an error: there is no table to build.
+Result<Ruleset> buildBindingRuleset(const std::vector<PortBinding>& bindings);
+// Messages of one nf_tables batch, each about table `<family> tollgate`.
 namespace msg {
-struct EnsureTable {};  // NEWTABLE without EXCL: no-op when the table exists
-struct DeleteTable {};  // DELTABLE: removes the table and everything in it
-struct CreateTable {    // NEWTABLE with EXCL
+struct EnsureTable {  // NEWTABLE without EXCL: no-op when the table exists
+  uint32_t family = kFamilyInet;
+};
+struct DeleteTable {  // DELTABLE: removes the table and everything in it
+  uint32_t family = kFamilyInet;
+};
+struct CreateTable {  // NEWTABLE with EXCL
   std::string comment;
+  uint32_t family = kFamilyInet;
 };
 struct AddSet {
   Set set;
+  uint32_t family = kFamilyInet;
 };
 struct AddSetElements {
   Set set;
+  uint32_t family = kFamilyInet;
 };
 struct AddChain {
   Chain chain;
+  uint32_t family = kFamilyInet;
 };
 struct AddRule {
   Rule rule;
+  uint32_t family = kFamilyInet;
 };
 }  // namespace msg
 
@@ -248,7 +280,12 @@ using Message = std::variant<msg::EnsureTable, msg::DeleteTable, msg::CreateTabl
 // whole replacement is one transaction that cannot fail on a missing table.
 std::vector<Message> planReplace(const Ruleset& ruleset);
 // Remove the table if present: EnsureTable, DeleteTable.
-std::vector<Message> planRemove();
+std::vector<Message> planRemove(uint32_t family = kFamilyInet);
+
+// The table family a message is about (NFPROTO_INET or NFPROTO_BRIDGE).
+uint32_t messageFamily(const Message& message);
+// "table inet tollgate" / "table bridge tollgate".
+std::string tableLabel(uint32_t family);
 
 // "add rule to chain input: `iifname @sandbox_ifaces counter drop`", etc.
 std::string describe(const Message& message);

@@ -92,9 +92,9 @@ class NatTableTest : public ::testing::Test {
 
   // The table as nft lists it: chain properties and set elements from the
   // JSON output, rule texts from the plain output (what operators read).
-  ListedTable listed() {
+  ListedTable listed(const std::string& family = "inet") {
     ListedTable t;
-    auto json = ns_.exec("nft -j list table inet tollgate");
+    auto json = ns_.exec("nft -j list table " + family + " tollgate");
     EXPECT_EQ(json.status, 0) << json.out;
     auto doc = nlohmann::json::parse(json.out, nullptr, false);
     if (doc.is_discarded()) {
@@ -128,7 +128,7 @@ class NatTableTest : public ::testing::Test {
     // stderr dropped: nft 1.0.6 translates the compat NFQUEUE target back to
     // `queue num N` but libxtables complains on stderr that it does not know
     // the inet family ("unhandled NFPROTO in xtables_set_nfproto").
-    auto text = ns_.exec("nft list table inet tollgate 2>/dev/null");
+    auto text = ns_.exec("nft list table " + family + " tollgate 2>/dev/null");
     EXPECT_EQ(text.status, 0) << text.out;
     std::string chain;
     bool in_rules = false;
@@ -141,9 +141,10 @@ class NatTableTest : public ::testing::Test {
       std::smatch m;
       if (std::regex_match(line, m, std::regex(R"(chain (\S+) \{)"))) {
         chain = m[1];
-        in_rules = false;
-      } else if (!chain.empty() && line.rfind("type ", 0) == 0) {
-        in_rules = true;
+        in_rules = true;  // a base chain's `type ...` line and its comment are skipped below
+      } else if (!chain.empty() &&
+                 (line.rfind("type ", 0) == 0 || line.rfind("comment \"", 0) == 0)) {
+        // the chain's header
       } else if (line == "}") {
         chain.clear();
         in_rules = false;
@@ -178,7 +179,7 @@ class NatTableTest : public ::testing::Test {
 
   // Everything listed matches the ruleset built for `rs`, rule for rule.
   void expectListedMatches(const Ruleset& rs) {
-    ListedTable t = listed();
+    ListedTable t = listed(rs.family == kFamilyBridge ? "bridge" : "inet");
     std::vector<std::string> want_chains;
     for (const Chain& c : rs.chains) {
       want_chains.push_back(c.name);
@@ -357,10 +358,12 @@ TEST_F(NatTableTest, DnsCaptureWithIpv6BlockMatchesIpv4Only) {
 // The expressions of each rule of `chain` as the kernel holds them, as
 // `nft --debug=netlink list chain` prints them ("[ reject type 2 code 1 ]").
 std::vector<std::vector<std::string>> kernelRuleExprs(const Netns& ns, const std::string& table,
-                                                      const std::string& chain) {
+                                                      const std::string& chain,
+                                                      const std::string& family = "inet") {
   // stderr dropped: nft warns that a table holding xt (compat) expressions
   // "is managed by iptables-nft", in the middle of the listing.
-  auto res = ns.exec("nft --debug=netlink list chain inet " + table + " " + chain + " 2>/dev/null");
+  auto res = ns.exec("nft --debug=netlink list chain " + family + " " + table + " '" + chain +
+                     "' 2>/dev/null");
   EXPECT_EQ(res.status, 0) << res.out;
   std::vector<std::vector<std::string>> out;
   size_t pos = 0;
@@ -369,7 +372,7 @@ std::vector<std::vector<std::string>> kernelRuleExprs(const Netns& ns, const std
     std::string line =
         res.out.substr(pos, eol == std::string::npos ? std::string::npos : eol - pos);
     pos = eol == std::string::npos ? res.out.size() : eol + 1;
-    if (line.rfind("inet " + table + " " + chain + " ", 0) == 0) {
+    if (line.rfind(family + " " + table + " " + chain + " ", 0) == 0) {
       out.emplace_back();  // a new rule: "inet TABLE CHAIN HANDLE [PREV]"
     } else if (line.rfind("  [ ", 0) == 0 && !out.empty()) {
       static const std::regex kCounter(R"(counter pkts \d+ bytes \d+)");
@@ -637,6 +640,170 @@ TEST_F(NatTableTest, QueueBackendIsProbed) {
   EXPECT_THAT(forced.message(), HasSubstr("CONFIG_NFT_QUEUE"));
   auto text = ns_.exec("nft --debug=netlink list chain inet tollgate forward 2>/dev/null");
   EXPECT_THAT(text.out, HasSubstr("[ target name NFQUEUE rev 3 ]"));  // the compat table stays
+}
+
+}  // namespace
+}  // namespace tollgate::nat
+
+namespace tollgate::nat {
+namespace {
+
+Prefix v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, unsigned len) {
+  Prefix p;
+  p.bytes[0] = a;
+  p.bytes[1] = b;
+  p.bytes[2] = c;
+  p.bytes[3] = d;
+  p.len = len;
+  return p;
+}
+
+Prefix v6(std::initializer_list<uint8_t> head, uint8_t last, unsigned len) {
+  Prefix p;
+  p.v6 = true;
+  size_t i = 0;
+  for (uint8_t b : head) {
+    p.bytes[i++] = b;
+  }
+  p.bytes[15] = last;
+  p.len = len;
+  return p;
+}
+
+// Two bound sandboxes: exact and wildcard ports, IPv4 /32 and /22 (not on a
+// byte boundary), IPv6 /128, /64 and /60.
+std::vector<PortBinding> twoBindings() {
+  return {
+      PortBinding{"agents",
+                  {"tgport0", "tap-a*"},
+                  {v4(10, 77, 0, 10, 32), v4(10, 78, 4, 0, 22), v6({0xfd, 0x77}, 0x10, 128)}},
+      PortBinding{"ci.build-2",
+                  {"tgport1"},
+                  {v4(10, 79, 0, 0, 24), v6({0xfd, 0x79}, 0, 64), v6({0xfd, 0x7a}, 0, 60)}},
+  };
+}
+
+class BindingTableTest : public NatTableTest {
+ protected:
+  // Writes every rule of `rs` with nft itself, from its text, into a table
+  // `<family> REF`, so the kernel's copies of both can be compared
+  // expression by expression.
+  void replayWithNft(const Ruleset& rs, const std::string& ref) {
+    const std::string family = rs.family == kFamilyBridge ? "bridge" : "inet";
+    std::string script = "table " + family + " " + ref + " {\n";
+    for (const Set& set : rs.sets) {
+      script += "  set " + set.name + " { type " +
+                (set.key_type == kNftTypeIfname ? "ifname" : "icmpv6_type") + "; }\n";
+    }
+    for (const Chain& c : rs.chains) {
+      script += "  chain " + c.name + " {\n";
+      if (!c.type.empty()) {
+        script += "    type " + c.type + " hook prerouting priority " + std::to_string(c.priority) +
+                  "; policy accept;\n";
+      }
+      script += "  }\n";
+    }
+    script += "}\n";
+    for (const Rule& r : rs.rules) {
+      script += "add rule " + family + " " + ref + " " + r.chain + " " + r.text + "\n";
+    }
+    auto res = ns_.exec("nft -f - <<'EOF'\n" + script + "EOF");
+    ASSERT_EQ(res.status, 0) << res.out << "\n" << script;
+  }
+};
+
+// The binding table as nft lists it, and as the kernel holds it compared
+// with what nft itself installs for the same rule texts.
+TEST_F(BindingTableTest, IsWhatNftInstallsForTheSameText) {
+  auto s = spec({"tgsb0"});
+  s.bindings = twoBindings();
+  auto r = install(s);
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto bridge = buildBindingRuleset(s.bindings);
+  ASSERT_TRUE(bridge.ok()) << bridge.message();
+  expectListedMatches(*bridge);
+  auto inet = buildCaptureRuleset(s, *r);
+  ASSERT_TRUE(inet.ok()) << inet.message();
+  expectListedMatches(*inet);
+
+  replayWithNft(*bridge, "bind_ref");
+  for (const Chain& c : bridge->chains) {
+    auto ours = kernelRuleExprs(ns_, "tollgate", c.name, "bridge");
+    EXPECT_FALSE(ours.empty()) << c.name;
+    EXPECT_EQ(ours, kernelRuleExprs(ns_, "bind_ref", c.name, "bridge")) << c.name;
+  }
+  Ruleset inet_binding;
+  for (const Chain& c : inet->chains) {
+    if (c.type.empty()) {
+      inet_binding.chains.push_back(c);
+    }
+  }
+  for (const Rule& rule : inet->rules) {
+    for (const Chain& c : inet_binding.chains) {
+      if (rule.chain == c.name) {
+        inet_binding.rules.push_back(rule);
+      }
+    }
+  }
+  ASSERT_EQ(inet_binding.chains.size(), 5u);  // bind, own_ and from_ of each
+  replayWithNft(inet_binding, "bind_ref");
+  for (const Chain& c : inet_binding.chains) {
+    auto ours = kernelRuleExprs(ns_, "tollgate", c.name);
+    EXPECT_FALSE(ours.empty()) << c.name;
+    EXPECT_EQ(ours, kernelRuleExprs(ns_, "bind_ref", c.name)) << c.name;
+  }
+  auto pre = listed().chains["prerouting_filter"].rules;
+  ASSERT_FALSE(pre.empty());
+  EXPECT_EQ(pre.back(), "iifname @sandbox_ifaces jump bind");
+}
+
+TEST_F(BindingTableTest, FollowsTheConfigurationAndLeavesWithTheTable) {
+  auto with = spec({"tgsb0"});
+  with.bindings = twoBindings();
+  ASSERT_TRUE(install(with).ok());
+  auto exists = ns_.in([] { return bindingTableExists(); });
+  ASSERT_TRUE(exists.ok()) << exists.message();
+  EXPECT_TRUE(*exists);
+  // Reinstalling replaces, never duplicates.
+  with.bindings.pop_back();
+  ASSERT_TRUE(install(with).ok());
+  auto tables = ns_.exec("nft list tables");
+  EXPECT_EQ(tables.out.find("table bridge tollgate"), tables.out.rfind("table bridge tollgate"));
+  EXPECT_EQ(listed("bridge").chains.count("port_ci.build-2"), 0u);
+  EXPECT_EQ(listed("bridge").chains.count("port_agents"), 1u);
+  // A configuration without ports removes it in the same batch.
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  exists = ns_.in([] { return bindingTableExists(); });
+  ASSERT_TRUE(exists.ok());
+  EXPECT_FALSE(*exists);
+  EXPECT_EQ(listed().chains.count("bind"), 0u);
+  // Block and remove take it away too (the block drops everything anyway).
+  ASSERT_TRUE(install(with).ok());
+  ASSERT_TRUE(block({"tgsb0"}).ok());
+  exists = ns_.in([] { return bindingTableExists(); });
+  EXPECT_FALSE(*exists);
+  ASSERT_TRUE(install(with).ok());
+  ASSERT_TRUE(remove().ok());
+  exists = ns_.in([] { return bindingTableExists(); });
+  EXPECT_FALSE(*exists);
+  EXPECT_EQ(tollgateTables(), 0);
+}
+
+TEST_F(BindingTableTest, BadBindingsChangeNothing) {
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  auto bad = spec({"tgsb0"});
+  bad.bindings = twoBindings();
+  bad.bindings[1].ports = {"*"};
+  auto r = install(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("every interface"));
+  bad.bindings[1].ports = {"tg*port"};
+  r = install(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.message(), HasSubstr("may only end in '*'"));
+  auto exists = ns_.in([] { return bindingTableExists(); });
+  ASSERT_TRUE(exists.ok());
+  EXPECT_FALSE(*exists);
 }
 
 }  // namespace

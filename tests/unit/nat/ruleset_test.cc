@@ -156,8 +156,7 @@ TEST(EncodeIfname, ZeroPadsToIfnamsiz) {
 TEST(CaptureRuleset, ChainsHookBeforeDockerAndFilter) {
   auto rs = buildCaptureRuleset(spec({"br0"}));
   ASSERT_TRUE(rs.ok()) << rs.message();
-  EXPECT_THAT(chainNames(*rs),
-              ElementsAre("prerouting", "input", "forward", "prerouting_filter"));
+  EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting", "input", "forward", "prerouting_filter"));
   const Chain& pre = chainNamed(*rs, "prerouting");
   EXPECT_EQ(pre.type, "nat");
   EXPECT_EQ(pre.hook, static_cast<uint32_t>(NF_INET_PRE_ROUTING));
@@ -184,8 +183,7 @@ TEST(CaptureRuleset, RulesReadAsIntended) {
                           "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
                           "iifname @sandbox_ifaces udp dport 443 counter reject",
                           "iifname @sandbox_ifaces counter drop"));
-  EXPECT_THAT(ruleTexts(*rs, "forward"),
-              ElementsAreArray(kForwardCapture));
+  EXPECT_THAT(ruleTexts(*rs, "forward"), ElementsAreArray(kForwardCapture));
 }
 
 TEST(CaptureRuleset, Ipv6BlockDropsIpv6BeforeNatAndRedirectsOnlyIpv4) {
@@ -404,8 +402,7 @@ TEST(DnsCapture, OffByDefaultAndWhenZero) {
 TEST(DnsCapture, RulesReadAsIntended) {
   auto rs = buildCaptureRuleset(dnsSpec(15053));
   ASSERT_TRUE(rs.ok()) << rs.message();
-  EXPECT_THAT(chainNames(*rs),
-              ElementsAre("prerouting", "input", "forward", "prerouting_filter"));
+  EXPECT_THAT(chainNames(*rs), ElementsAre("prerouting", "input", "forward", "prerouting_filter"));
   EXPECT_THAT(ruleTexts(*rs, "prerouting"),
               ElementsAre("iifname @sandbox_ifaces udp dport 53 counter redirect to :15053",
                           "iifname @sandbox_ifaces tcp dport 53 counter redirect to :15053",
@@ -418,8 +415,7 @@ TEST(DnsCapture, RulesReadAsIntended) {
                           "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
                           "iifname @sandbox_ifaces udp dport 443 counter reject",
                           "iifname @sandbox_ifaces counter drop"));
-  EXPECT_THAT(ruleTexts(*rs, "forward"),
-              ElementsAreArray(kForwardCapture));
+  EXPECT_THAT(ruleTexts(*rs, "forward"), ElementsAreArray(kForwardCapture));
   EXPECT_THAT(chainNamed(*rs, "prerouting").comment, HasSubstr("DNS service"));
   EXPECT_THAT(chainNamed(*rs, "input").comment, HasSubstr("DNS service"));
 }
@@ -649,8 +645,7 @@ TEST(QuicRefusal, ComesRightBeforeTheDropInInputAndForward) {
     ASSERT_GE(forward.size(), 3u) << ctx;
     EXPECT_EQ(forward[0], kQuicText) << ctx;
     EXPECT_EQ(forward[forward.size() - 2], "iifname @sandbox_ifaces counter drop") << ctx;
-    EXPECT_EQ(forward.back(),
-              "oifname @sandbox_ifaces ct state ! established,related counter drop")
+    EXPECT_EQ(forward.back(), "oifname @sandbox_ifaces ct state ! established,related counter drop")
         << ctx;
   }
 }
@@ -737,16 +732,16 @@ std::vector<std::string> kinds(const std::vector<Message>& plan) {
 TEST(PlanReplace, DeletesAnyStaleTableThenBuildsInDependencyOrder) {
   auto rs = buildCaptureRuleset(spec({"br0"}));
   ASSERT_TRUE(rs.ok()) << rs.message();
-  EXPECT_THAT(kinds(planReplace(*rs)),
-              ElementsAre("ensure-table", "delete-table", "create-table", "set sandbox_ifaces",
-                          "elements sandbox_ifaces", "set nd_types", "elements nd_types",
-                          "chain prerouting", "chain input", "chain forward",
-                          "chain prerouting_filter", "rule prerouting", "rule input", "rule input",
-                          "rule input", "rule input", "rule input", "rule forward", "rule forward",
-                          "rule forward", "rule forward", "rule forward", "rule forward",
-                          "rule forward", "rule forward", "rule forward", "rule forward",
-                          "rule forward", "rule forward", "rule forward",
-                          "rule prerouting_filter", "rule prerouting_filter"));
+  EXPECT_THAT(
+      kinds(planReplace(*rs)),
+      ElementsAre("ensure-table", "delete-table", "create-table", "set sandbox_ifaces",
+                  "elements sandbox_ifaces", "set nd_types", "elements nd_types",
+                  "chain prerouting", "chain input", "chain forward", "chain prerouting_filter",
+                  "rule prerouting", "rule input", "rule input", "rule input", "rule input",
+                  "rule input", "rule forward", "rule forward", "rule forward", "rule forward",
+                  "rule forward", "rule forward", "rule forward", "rule forward", "rule forward",
+                  "rule forward", "rule forward", "rule forward", "rule forward",
+                  "rule prerouting_filter", "rule prerouting_filter"));
 }
 
 TEST(PlanReplace, CarriesTheTableComment) {
@@ -773,6 +768,111 @@ TEST(Describe, NamesTheObject) {
   EXPECT_EQ(describe(plan[11]),
             "add rule to chain prerouting: `iifname @sandbox_ifaces meta l4proto tcp counter "
             "redirect to :15001`");
+}
+
+TEST(PortPattern, NamesAndPrefixesOnly) {
+  EXPECT_TRUE(validatePortPattern("tap0").ok());
+  EXPECT_TRUE(validatePortPattern("tap-a*").ok());
+  EXPECT_TRUE(validatePortPattern("vnet*").ok());
+  EXPECT_THAT(validatePortPattern("*").message(), HasSubstr("every interface"));
+  EXPECT_THAT(validatePortPattern("ta*p").message(), HasSubstr("may only end in '*'"));
+  EXPECT_THAT(validatePortPattern("a**").message(), HasSubstr("may only end in '*'"));
+  EXPECT_FALSE(validatePortPattern("").ok());
+  EXPECT_FALSE(validatePortPattern("sixteen-chars-xx").ok());
+  EXPECT_FALSE(validatePortPattern("bad/name").ok());
+}
+
+TEST(PortPattern, OverlapIsSomeNameMatchingBoth) {
+  EXPECT_TRUE(portPatternsOverlap("tap0", "tap0"));
+  EXPECT_FALSE(portPatternsOverlap("tap0", "tap1"));
+  EXPECT_TRUE(portPatternsOverlap("tap*", "tap0"));
+  EXPECT_TRUE(portPatternsOverlap("tap0", "tap*"));
+  EXPECT_TRUE(portPatternsOverlap("tap*", "tapa*"));
+  EXPECT_TRUE(portPatternsOverlap("tapa*", "tap*"));
+  EXPECT_FALSE(portPatternsOverlap("tapa*", "tapb*"));
+  EXPECT_FALSE(portPatternsOverlap("tapa*", "tap0"));
+  EXPECT_FALSE(portPatternsOverlap("tap", "tap*0"));  // (invalid pattern, but no match either way)
+}
+
+Prefix prefix4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, unsigned len) {
+  Prefix p;
+  p.bytes = {a, b, c, d};
+  p.len = len;
+  return p;
+}
+
+TEST(BindingRuleset, OneMarkPerSandboxAndTheBridgeFamily) {
+  std::vector<PortBinding> b = {{"a", {"tapa*"}, {prefix4(10, 0, 0, 0, 24)}},
+                                {"b", {"tapb0"}, {prefix4(10, 0, 1, 0, 24)}}};
+  auto rs = buildBindingRuleset(b);
+  ASSERT_TRUE(rs.ok()) << rs.message();
+  EXPECT_EQ(rs->family, kFamilyBridge);
+  std::vector<std::string> texts;
+  for (const Rule& r : rs->rules) {
+    texts.push_back(r.chain + ": " + r.text);
+  }
+  EXPECT_THAT(texts, ::testing::Contains("prerouting: iifname \"tapa*\" counter jump port_a"));
+  EXPECT_THAT(texts,
+              ::testing::Contains("port_a: ip saddr 10.0.0.0/24 meta mark set 0x74670100 accept"));
+  EXPECT_THAT(texts,
+              ::testing::Contains("port_b: ip saddr 10.0.1.0/24 meta mark set 0x74670101 accept"));
+  EXPECT_THAT(texts, ::testing::Contains("port_b: counter drop"));
+  // The last rule of every port chain drops; nothing after it.
+  for (const Chain& c : rs->chains) {
+    std::string last;
+    for (const Rule& r : rs->rules) {
+      if (r.chain == c.name) {
+        last = r.text;
+      }
+    }
+    if (c.name != "prerouting") {
+      EXPECT_EQ(last, "counter drop") << c.name;
+    }
+  }
+  auto plan = planReplace(*rs);
+  for (const Message& m : plan) {
+    EXPECT_EQ(messageFamily(m), kFamilyBridge);
+  }
+  EXPECT_EQ(describe(plan[1]), "delete existing table bridge tollgate");
+  EXPECT_EQ(describe(plan[4]), "create chain port_a");
+  EXPECT_EQ(messageFamily(planRemove(kFamilyBridge)[1]), kFamilyBridge);
+}
+
+TEST(BindingRuleset, RefusesWhatItCannotBind) {
+  EXPECT_FALSE(buildBindingRuleset({}).ok());
+  EXPECT_FALSE(buildBindingRuleset({{"a", {}, {prefix4(10, 0, 0, 0, 24)}}}).ok());
+  EXPECT_FALSE(buildBindingRuleset({{"a", {"tap0"}, {}}}).ok());
+  EXPECT_FALSE(buildBindingRuleset({{"a", {"tap0"}, {prefix4(10, 0, 0, 0, 33)}}}).ok());
+  std::vector<PortBinding> many;
+  for (size_t i = 0; i <= kMaxBindings; ++i) {
+    many.push_back(
+        {"s" + std::to_string(i), {"t" + std::to_string(i)}, {prefix4(10, 1, 0, 0, 16)}});
+  }
+  EXPECT_THAT(buildBindingRuleset(many).message(), HasSubstr("more than 255"));
+  many.pop_back();
+  EXPECT_TRUE(buildBindingRuleset(many).ok());
+}
+
+TEST(BindingRuleset, CaptureRulesetJumpsToBindOnlyWithBindings) {
+  auto plain = buildCaptureRuleset(spec({"br0"}));
+  ASSERT_TRUE(plain.ok());
+  for (const Chain& c : plain->chains) {
+    EXPECT_NE(c.name, "bind");
+  }
+  auto s = spec({"br0"});
+  s.bindings = {{"a", {"tapa*"}, {prefix4(10, 0, 0, 0, 24), prefix4(0, 0, 0, 0, 0)}}};
+  auto bound = buildCaptureRuleset(s);
+  ASSERT_TRUE(bound.ok()) << bound.message();
+  std::vector<std::string> texts;
+  for (const Rule& r : bound->rules) {
+    texts.push_back(r.chain + ": " + r.text);
+  }
+  EXPECT_EQ(texts.back(), "prerouting_filter: iifname @sandbox_ifaces jump bind");
+  EXPECT_THAT(texts, ::testing::Contains("bind: iifname \"tapa*\" jump own_a"));
+  EXPECT_THAT(texts, ::testing::Contains("bind: ip saddr 10.0.0.0/24 jump from_a"));
+  EXPECT_THAT(texts, ::testing::Contains("bind: meta nfproto ipv4 jump from_a"));  // the /0
+  EXPECT_THAT(texts,
+              ::testing::Contains("from_a: meta mark 0x74670100 meta mark set 0x00000000 return"));
 }
 
 }  // namespace

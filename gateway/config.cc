@@ -93,6 +93,31 @@ bool isInterfaceName(std::string_view s) {
   });
 }
 
+// nat::kMaxBindings: one skb mark per sandbox with ports.
+constexpr size_t kMaxBoundSandboxes = 255;
+
+// sandboxes[].ports: an interface name, or a prefix ending in '*' as nft
+// matches it; "*" alone would claim every bridge port of the host.
+bool isPortPattern(std::string_view s) {
+  const bool prefix = !s.empty() && s.back() == '*';
+  return isInterfaceName(prefix ? s.substr(0, s.size() - 1) : s) &&
+         (prefix ? s.size() > 1 : true) && s.find('*') >= s.size() - 1;
+}
+
+// Whether some interface name matches both port patterns.
+bool portPatternsOverlap(std::string_view a, std::string_view b) {
+  auto stem = [](std::string_view p) { return p.ends_with('*') ? p.substr(0, p.size() - 1) : p; };
+  if (!a.ends_with('*') && !b.ends_with('*')) {
+    return a == b;
+  }
+  // A prefix pattern matches every name starting with its stem.
+  const std::string_view sa = stem(a), sb = stem(b);
+  if (a.ends_with('*') && b.ends_with('*')) {
+    return sa.starts_with(sb) || sb.starts_with(sa);
+  }
+  return a.ends_with('*') ? b.starts_with(sa) : a.starts_with(sb);
+}
+
 // systemd LoadCredential= names a file in $CREDENTIALS_DIRECTORY: a single
 // path component, so it can never point outside that directory.
 bool isCredentialFileName(std::string_view s) {
@@ -215,7 +240,8 @@ const std::vector<std::string> kGatewayKeys = {
     "user",        "on_exit",   "peek_timeout_ms", "opaque_wait_ms", "deny_style", "dns_port",
     "leaf_key"};
 const std::vector<std::string> kCaKeys = {"cert", "key"};
-const std::vector<std::string> kSandboxKeys = {"name", "sources", "default", "rules", "dns", "udp"};
+const std::vector<std::string> kSandboxKeys = {"name", "sources", "default", "rules",
+                                               "dns",  "udp",     "ports"};
 const std::vector<std::string> kRuleKeys = {"name",  "hosts",  "cidrs",
                                             "ports", "action", "credentials"};
 const std::vector<std::string> kUdpKeys = {"cidrs", "ports"};
@@ -255,6 +281,7 @@ class Parser : private yaml::Reader {
   std::optional<UdpRule> parseUdpRule(const YAML::Node& node, const YAML::Mark& fallback,
                                       const std::string& what);
   void checkSandboxOverlap();
+  void checkPortOverlap();
   void checkPlaceholders();
   std::string sandboxLabel(size_t index) const {
     auto it = sandbox_name_by_index_.find(index);
@@ -269,10 +296,16 @@ class Parser : private yaml::Reader {
     size_t sandbox;
     YAML::Mark mark;
   };
+  struct PortRef {
+    std::string pattern;
+    size_t sandbox;
+    YAML::Mark mark;
+  };
 
   std::string_view text_;
   Config config_;
   std::vector<SourceRef> sources_;
+  std::vector<PortRef> ports_;
   std::map<std::string, YAML::Mark> sandbox_names_;
   std::map<size_t, std::string> sandbox_name_by_index_;
   std::set<std::string> credential_keys_;  // every key under credentials:, valid or not
@@ -459,9 +492,9 @@ void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
     }
   }
   if (const Entry* e = map->find("leaf_key")) {
-    if (auto v = readEnum<LeafKey>(e->value, e->key_node.Mark(), where(*e),
-                                   {{"ecdsa-p256", LeafKey::EcdsaP256},
-                                    {"rsa-2048", LeafKey::Rsa2048}})) {
+    if (auto v = readEnum<LeafKey>(
+            e->value, e->key_node.Mark(), where(*e),
+            {{"ecdsa-p256", LeafKey::EcdsaP256}, {"rsa-2048", LeafKey::Rsa2048}})) {
       gw.leaf_key = *v;
     }
   }
@@ -1125,10 +1158,74 @@ std::optional<Sandbox> Parser::parseSandbox(const YAML::Node& node, const YAML::
       sb.udp.push_back(std::move(*udp));
     }
   }
+  if (const Entry* e = map->find("ports")) {
+    auto items = readNonEmptyList(e->value, e->key_node.Mark(), what + ".ports", "[tap-agents-*]");
+    ok = ok && items.has_value();
+    for (size_t i = 0; items && i < items->size(); ++i) {
+      const YAML::Node& item = (*items)[i];
+      const std::string pwhat = fmt::format("{}.ports[{}]", what, i);
+      auto v = readString(item, e->key_node.Mark(), pwhat);
+      if (!v) {
+        ok = false;
+        continue;
+      }
+      if (*v == "*") {
+        fail(item.Mark(), pwhat +
+                              ": \"*\" would claim every bridge port of the host; list the "
+                              "sandbox's ports, or a prefix its ports share (tap-agents-*)");
+        ok = false;
+        continue;
+      }
+      if (!isPortPattern(*v)) {
+        fail(item.Mark(),
+             fmt::format("{}: {} is not an interface name (1-15 characters, no '/', ':' or "
+                         "spaces), or a prefix of one ending in '*' (tap-agents-*)",
+                         pwhat, quoteShort(*v)));
+        ok = false;
+        continue;
+      }
+      ports_.push_back(PortRef{*v, index, item.Mark()});
+      sb.ports.push_back(*v);
+    }
+  }
   if (!ok) {
     return std::nullopt;
   }
   return sb;
+}
+
+void Parser::checkPortOverlap() {
+  std::set<size_t> bound;
+  for (const PortRef& p : ports_) {
+    bound.insert(p.sandbox);
+  }
+  if (bound.size() > kMaxBoundSandboxes && !ports_.empty()) {
+    fail(ports_.back().mark, fmt::format("sandboxes: {} sandboxes have ports; at most {} can (one "
+                                         "packet mark each)",
+                                         bound.size(), kMaxBoundSandboxes));
+    return;
+  }
+  // An interface belongs to one sandbox at most; a few dozen patterns, so
+  // pairwise is fine.
+  for (size_t j = 0; j < ports_.size(); ++j) {
+    for (size_t i = 0; i < j; ++i) {
+      const PortRef& a = ports_[i];
+      const PortRef& b = ports_[j];
+      if (!portPatternsOverlap(a.pattern, b.pattern)) {
+        continue;
+      }
+      fail(
+          b.mark,
+          a.sandbox == b.sandbox
+              ? fmt::format("sandboxes[{}].ports: {} is already matched by {} (line {})", b.sandbox,
+                            quoteShort(b.pattern), quoteShort(a.pattern), a.mark.line + 1)
+              : fmt::format("sandboxes[{}].ports: {} of sandbox {} also matches {} of sandbox "
+                            "{} (line {}); a port belongs to one sandbox",
+                            b.sandbox, quoteShort(b.pattern), sandboxLabel(b.sandbox),
+                            quoteShort(a.pattern), sandboxLabel(a.sandbox), a.mark.line + 1));
+      break;
+    }
+  }
 }
 
 void Parser::parseSandboxes(const Entry& e) {
@@ -1245,6 +1342,7 @@ void Parser::parseDocument() {
          "rules)");
   }
   checkSandboxOverlap();
+  checkPortOverlap();
 }
 
 std::variant<Config, std::vector<ConfigError>> Parser::run() {

@@ -60,6 +60,11 @@ struct Sandbox {
   std::vector<Rule> rules;
   DnsMode dns = DnsMode::Policy;
   std::vector<UdpRule> udp;
+  // Interfaces its machines attach through (bridge ports such as taps or
+  // veths, or routed interfaces), an nft-style trailing '*' for a prefix.
+  // Non-empty: its sources are accepted only from these ports and these
+  // ports may send only its sources (nat::PortBinding).
+  std::vector<std::string> ports;
 };
 
 struct CredentialSource {

@@ -2,37 +2,37 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
-#include <openssl/evp.h>
 #include <event2/http.h>
 #include <event2/thread.h>
-#include <sys/stat.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
-#include "gateway/config.h"
 #include "ca/ca.h"
+#include "gateway/config.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/privileges.h"
 #include "gateway/secrets.h"
-#include "mitm/upstream_tls.h"
 #include "gateway/tls_responder.h"
 #include "gateway/udp_admission.h"
 #include "gateway/worker.h"
+#include "mitm/upstream_tls.h"
 #include "nat/nat.h"
 #include "nat/policy_route.h"
 
@@ -257,8 +257,49 @@ ResolverSettings resolverSettings(const GatewayConfig& g) {
   return s;
 }
 
-nat::CaptureSpec captureSpec(const GatewayConfig& g) {
+// sandboxes[].ports as nat's port bindings, in sandbox order.
+std::vector<nat::PortBinding> portBindings(const Config& c) {
+  std::vector<nat::PortBinding> out;
+  for (const Sandbox& sb : c.sandboxes) {
+    if (sb.ports.empty()) {
+      continue;
+    }
+    nat::PortBinding b{sb.name, sb.ports, {}};
+    for (const Cidr& cidr : sb.sources) {
+      const Cidr n = cidr.normalized();
+      b.sources.push_back(nat::Prefix{!n.isV4(), n.bytes(), n.prefixLen()});
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+// Without ports, nothing stops a machine on the same bridge from answering
+// ARP / neighbour discovery for a sandbox's address and using its policy.
+std::optional<std::string> unboundSandboxesWarning(const Config& c) {
+  std::vector<std::string> unbound;
+  for (const Sandbox& sb : c.sandboxes) {
+    if (sb.ports.empty()) {
+      unbound.push_back(sb.name);
+    }
+  }
+  if (c.sandboxes.size() < 2 || unbound.empty()) {
+    return std::nullopt;
+  }
+  std::string names;
+  for (const std::string& n : unbound) {
+    names += (names.empty() ? "" : ", ") + n;
+  }
+  return "sandboxes without ports (" + names +
+         "): a machine on the same bridge can take their addresses (answer ARP / neighbour "
+         "discovery for them) and be given their policy; list the bridge ports each sandbox's "
+         "machines attach through in sandboxes[].ports to bind them";
+}
+
+nat::CaptureSpec captureSpec(const Config& c) {
+  const GatewayConfig& g = c.gateway;
   nat::CaptureSpec spec;
+  spec.bindings = portBindings(c);
   spec.interfaces = g.interfaces;
   spec.listen_port = g.listen_port;
   spec.ipv6_capture = g.ipv6 == Ipv6Mode::Capture;
@@ -336,10 +377,11 @@ class Daemon {
       // relaying or refusing what policy wanted inspected.
       auto authority = ca::Authority::load(g.ca_cert, g.ca_key);
       if (!authority) {
-        log::error("{}: gateway.ca: {} ({} needs tollgate's CA; create one with "
-                   "`tollgate ca init --dir {}`)",
-                   path_, authority.message(), mitm ? "action: mitm" : "deny_style: http-403",
-                   g.state_dir);
+        log::error(
+            "{}: gateway.ca: {} ({} needs tollgate's CA; create one with "
+            "`tollgate ca init --dir {}`)",
+            path_, authority.message(), mitm ? "action: mitm" : "deny_style: http-403",
+            g.state_dir);
         return 1;
       }
       ca::LeafOptions leaf_options;
@@ -377,9 +419,10 @@ class Daemon {
     }
     unsigned n = std::clamp(std::thread::hardware_concurrency(), 1u, 16u);
     for (unsigned i = 0; i < n; ++i) {
-      auto w = Worker::create(static_cast<int>(i), *addrs, resolverSettings(g), audit_.get(),
-                              &counters_, [this] { return runtime_.load(); }, minter_.get(),
-                              sandbox_tls_.get(), upstream_tls_.get(), dns_addrs);
+      auto w = Worker::create(
+          static_cast<int>(i), *addrs, resolverSettings(g), audit_.get(), &counters_,
+          [this] { return runtime_.load(); }, minter_.get(), sandbox_tls_.get(),
+          upstream_tls_.get(), dns_addrs);
       if (!w) {
         log::error("{}", w.message());
         return 1;
@@ -409,7 +452,7 @@ class Daemon {
         return 1;
       }
     }
-    auto backend = nat::installCapture(captureSpec(g));
+    auto backend = nat::installCapture(captureSpec(*config_));
     if (!backend) {
       log::error("nftables: {}", backend.message());
       if (g.capture == CaptureMode::Tproxy) {
@@ -420,8 +463,7 @@ class Daemon {
     // UDP / ICMP echo admission: until it listens, queued packets are
     // dropped by the kernel (no bypass), so the order only delays them.
     auto admission = UdpAdmission::start(
-        base, nat::kDefaultQueueNum, [this] { return runtime_.load(); }, audit_.get(),
-        &counters_);
+        base, nat::kDefaultQueueNum, [this] { return runtime_.load(); }, audit_.get(), &counters_);
     if (!admission) {
       log::error("{}", admission.message());
       (void)leaveTable();
@@ -431,9 +473,13 @@ class Daemon {
     for (const std::string& w : nat::lateralTrafficWarnings(g.interfaces)) {
       log::warn("{}", w);
     }
+    if (auto w = unboundSandboxesWarning(*config_)) {
+      log::warn("{}", *w);
+    }
     log::info("UDP and ICMP echo admission on NFQUEUE {} ({} queue expression)",
               nat::kDefaultQueueNum, nat::queueBackendName(*backend));
     queue_backend_ = nat::queueBackendName(*backend);
+    queue_backend_enum_ = *backend;
     // Everything that needs root is done. Drop before any worker thread
     // starts: credentials and capabilities are per thread.
     std::vector<std::string> reread{path_};
@@ -544,7 +590,9 @@ class Daemon {
       return makeError("gateway.metrics: '" + spec + "' is not IP:PORT or unix:/path");
     }
     const uint8_t* b = addr->addrBytes();
-    bool loopback = addr->isV4() ? b[0] == 127 : (std::all_of(b, b + 15, [](uint8_t x) { return x == 0; }) && b[15] == 1);
+    bool loopback = addr->isV4()
+                        ? b[0] == 127
+                        : (std::all_of(b, b + 15, [](uint8_t x) { return x == 0; }) && b[15] == 1);
     if (!loopback) {
       return makeError("gateway.metrics: " + spec +
                        " is not a loopback address; metrics must never be reachable from "
@@ -606,10 +654,14 @@ class Daemon {
     auto totals = stats_->sandboxes.snapshot();
     for (const Sandbox& sb : config_->sandboxes) {
       SandboxTotals t = totals.count(sb.name) ? totals[sb.name] : SandboxTotals{};
-      per[sb.name] = {{"flows", t.flows},           {"passthrough", t.passthrough},
-                      {"mitm", t.mitm},             {"denied", t.denied},
-                      {"bytes_up", t.bytes_up},     {"bytes_down", t.bytes_down},
-                      {"dns_answered", t.dns_answered}, {"dns_refused", t.dns_refused}};
+      per[sb.name] = {{"flows", t.flows},
+                      {"passthrough", t.passthrough},
+                      {"mitm", t.mitm},
+                      {"denied", t.denied},
+                      {"bytes_up", t.bytes_up},
+                      {"bytes_down", t.bytes_down},
+                      {"dns_answered", t.dns_answered},
+                      {"dns_refused", t.dns_refused}};
     }
     j["per_sandbox"] = per;
     if (upstream_tls_) {
@@ -637,8 +689,7 @@ class Daemon {
   static void reply(evhttp_request* req, int code, const char* reason, const std::string& text) {
     evbuffer* body = evbuffer_new();
     evbuffer_add(body, text.data(), text.size());
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_send_reply(req, code, reason, body);
     evbuffer_free(body);
   }
@@ -658,7 +709,8 @@ class Daemon {
       return;
     }
     reply(req, HTTP_NOTFOUND, "Not Found",
-          R"({"error": "unknown request; use GET /status or POST /reload"})" "\n");
+          R"({"error": "unknown request; use GET /status or POST /reload"})"
+          "\n");
   }
 
   static void onMetricsRequest(evhttp_request* req, void* arg) {
@@ -747,7 +799,8 @@ class Daemon {
         old_g.control != new_g.control || old_g.resolvers_system != new_g.resolvers_system ||
         old_g.resolvers != new_g.resolvers || old_g.deny_style != new_g.deny_style ||
         old_g.ca_cert != new_g.ca_cert || old_g.ca_key != new_g.ca_key ||
-        old_g.upstream_ca != new_g.upstream_ca || old_g.leaf_key != new_g.leaf_key || usesMitm(**cfg) != usesMitm(*config_)) {
+        old_g.upstream_ca != new_g.upstream_ca || old_g.leaf_key != new_g.leaf_key ||
+        usesMitm(**cfg) != usesMitm(*config_)) {
       return makeError(path_ +
                        ": gateway.interfaces, listen_port, dns_port, ipv6, capture, metrics, "
                        "control, resolvers, deny_style, ca, upstream_ca and turning mitm on or "
@@ -757,6 +810,19 @@ class Daemon {
     auto creds = loadCredentials(**cfg, runtime_.load()->credentials.get());
     if (!creds) {
       return makeError(path_ + ": " + creds.message());
+    }
+    // Port bindings follow the sandboxes' ports and sources: both tables are
+    // replaced in one batch (established flows keep their conntrack state).
+    if (portBindings(**cfg) != portBindings(*config_)) {
+      nat::CaptureSpec spec = captureSpec(**cfg);
+      spec.queue_backend = queue_backend_enum_;
+      if (auto r = nat::installCapture(spec); !r) {
+        return makeError(path_ + ": sandboxes[].ports: " + r.message());
+      }
+      log::info("port bindings replaced ({} sandboxes with ports)", spec.bindings.size());
+      if (auto w = unboundSandboxesWarning(**cfg)) {
+        log::warn("{}", *w);
+      }
     }
     config_ = *cfg;
     config_digest_ = fileDigest(path_);
@@ -788,6 +854,7 @@ class Daemon {
   std::shared_ptr<AddressCache> addresses_ = std::make_shared<AddressCache>();
   std::shared_ptr<Stats> stats_ = std::make_shared<Stats>();
   std::string queue_backend_;  // "native" | "compat": the NFQUEUE expression in use
+  nat::QueueBackend queue_backend_enum_ = nat::QueueBackend::Compat;  // reinstalls keep it
   std::vector<std::unique_ptr<Worker>> workers_;
   EventBasePtr main_base_;  // signals and metrics; declared before http_, which lives on it
   EvHttpPtr http_;

@@ -63,11 +63,13 @@ struct Prefix {
   bool v6 = false;
   std::array<uint8_t, 16> bytes{};  // network order; 4 significant bytes for IPv4
   unsigned len = 0;                 // prefix length
+  bool operator==(const Prefix&) const = default;
 };
 struct PortBinding {
   std::string sandbox;             // the sandbox's name (chain names, comments)
   std::vector<std::string> ports;  // interface names; a trailing '*' matches a prefix
   std::vector<Prefix> sources;     // the sandbox's sources (IPv4-mapped given as IPv4)
+  bool operator==(const PortBinding&) const = default;
 };
 // skb mark of IP packets that entered through binding i's ports; at most
 // kMaxBindings bindings.

@@ -991,20 +991,6 @@ Result<void> validatePortPattern(std::string_view pattern) {
   return {};
 }
 
-bool portPatternsOverlap(std::string_view a, std::string_view b) {
-  const bool wa = !a.empty() && a.back() == '*';
-  const bool wb = !b.empty() && b.back() == '*';
-  std::string_view pa = wa ? a.substr(0, a.size() - 1) : a;
-  std::string_view pb = wb ? b.substr(0, b.size() - 1) : b;
-  if (!wa && !wb) {
-    return pa == pb;
-  }
-  if (wa && wb) {
-    return pa.starts_with(pb) || pb.starts_with(pa);
-  }
-  return wa ? pb.starts_with(pa) : pa.starts_with(pb);
-}
-
 Result<Ruleset> buildBindingRuleset(const std::vector<PortBinding>& bindings) {
   if (bindings.empty()) {
     return makeError("nftables: no port bindings to install");

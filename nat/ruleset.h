@@ -235,8 +235,6 @@ Result<Ruleset> buildBlockRuleset(const std::vector<std::string>& interfaces);
 // '*' (nft's wildcard: "tap-a*" matches "tap-a1"). Not "*" alone, which
 // would claim every bridge port of the host.
 Result<void> validatePortPattern(std::string_view pattern);
-// True when some interface name matches both patterns.
-bool portPatternsOverlap(std::string_view a, std::string_view b);
 // The `table bridge tollgate` that binds each sandbox with ports to them
 // (see PortBinding in nat.h); an error names the bad binding. Empty
 // `bindings` is an error: there is no table to build.

@@ -41,25 +41,6 @@ constexpr const char* kRules =
     "      - cidrs: [198.51.100.10/32]\n"
     "        ports: [5353]\n";
 
-std::vector<std::string> probe(std::vector<std::string> args) {
-  args.insert(args.begin(), {"python3", toolPath("netprobe.py")});
-  return args;
-}
-
-std::unique_ptr<harness::Process> serve(Scenario& s, const std::string& ns,
-                                        std::vector<std::string> args) {
-  auto p = s.topo().spawn(ns, probe(std::move(args)));
-  if (!p) {
-    ADD_FAILURE() << p.message();
-    return nullptr;
-  }
-  for (int i = 0; i < 150 && (*p)->stdoutText().find("ready") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_NE((*p)->stdoutText().find("ready"), std::string::npos) << (*p)->stderrText();
-  return std::move(*p);
-}
-
 bool has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
 }
@@ -101,17 +82,19 @@ TEST(BypassTest, NothingGetsThrough) {
   const std::string other_sandbox = "10.77.0.11";  // sandbox 1 (topology: .10 + i)
 
   auto attk_udp =
-      serve(s, t.upstreamNs("attk"), {"udp-echo-server", "0.0.0.0", "443", "123", "9999"});
-  auto real_udp = serve(s, t.upstreamNs("real"), {"udp-echo-server", "::", "443", "5353", "9999"});
-  auto meta_udp = serve(s, t.upstreamNs("meta"), {"udp-echo-server", "0.0.0.0", "123"});
-  auto lateral_tcp = serve(s, s.sandbox(1), {"banner-server", "0.0.0.0", "8080", "lateral-banner"});
-  auto lateral_udp = serve(s, s.sandbox(1), {"udp-echo-server", "0.0.0.0", "9999"});
+      serveNetprobe(s, t.upstreamNs("attk"), {"udp-echo-server", "0.0.0.0", "443", "123", "9999"});
+  auto real_udp =
+      serveNetprobe(s, t.upstreamNs("real"), {"udp-echo-server", "::", "443", "5353", "9999"});
+  auto meta_udp = serveNetprobe(s, t.upstreamNs("meta"), {"udp-echo-server", "0.0.0.0", "123"});
+  auto lateral_tcp =
+      serveNetprobe(s, s.sandbox(1), {"banner-server", "0.0.0.0", "8080", "lateral-banner"});
+  auto lateral_udp = serveNetprobe(s, s.sandbox(1), {"udp-echo-server", "0.0.0.0", "9999"});
   ASSERT_TRUE(attk_udp && real_udp && meta_udp && lateral_tcp && lateral_udp);
 
   // Positive controls: policy does let the allowed things through.
   auto ok_https = s.curl({"https://api.example.test/"});
   ASSERT_TRUE(has(ok_https.out, "hello from real")) << ok_https.out << ok_https.err;
-  auto ok_udp = s.inSandbox(probe({"udp", kRealV4, "5353", "1"}));
+  auto ok_udp = s.inSandbox(netprobe({"udp", kRealV4, "5353", "1"}));
   ASSERT_TRUE(has(ok_udp.out, "answered 1/1")) << ok_udp.out << ok_udp.err;
 
   auto curlK = [](const std::string& url, std::vector<std::string> extra = {}) {
@@ -157,7 +140,7 @@ TEST(BypassTest, NothingGetsThrough) {
   for (const char* port :
        {"21", "22", "25", "80", "443", "3306", "5432", "6379", "8080", "8443", "9000"}) {
     add(std::string("raw TCP to attacker:") + port,
-        probe({"tcp", kAttackerV4, port, "GET / HTTP/1.0\\r\\nHost: 203.0.113.66\\r\\n\\r\\n"}),
+        netprobe({"tcp", kAttackerV4, port, "GET / HTTP/1.0\\r\\nHost: 203.0.113.66\\r\\n\\r\\n"}),
         body("attacker"));
   }
   // An allowed name aimed at the attacker's address.
@@ -180,7 +163,7 @@ TEST(BypassTest, NothingGetsThrough) {
   add("metadata by IP", curlK("https://169.254.169.254/"), anyBody);
   add("metadata by name", curlK("https://meta.example.test/"), body("metadata"));
   add("private address by name", curlK("https://private.example.test/"), body("metadata"));
-  add("metadata UDP", probe({"udp", "169.254.169.254", "123", "1"}), answered, meta_udp.get(),
+  add("metadata UDP", netprobe({"udp", "169.254.169.254", "123", "1"}), answered, meta_udp.get(),
       "got 10.77.");
   // DNS of names policy refuses: through the sandbox resolver, directly to
   // another resolver (which would answer it), and over TCP.
@@ -192,54 +175,58 @@ TEST(BypassTest, NothingGetsThrough) {
   add("DNS to another resolver (TCP)", dig(kDnsV4, "leak.dns.example.test", true), digThrough);
   add("DNS to the attacker's IP", dig(kAttackerV4, "leak.dns.example.test", false), digThrough);
   // QUIC and other UDP.
-  add("QUIC/UDP 443 to attacker", probe({"udp", kAttackerV4, "443", "1"}), answered, attk_udp.get(),
+  add("QUIC/UDP 443 to attacker", netprobe({"udp", kAttackerV4, "443", "1"}), answered,
+      attk_udp.get(), "got 10.77.");
+  add("QUIC/UDP 443 to real host", netprobe({"udp", kRealV4, "443", "1"}), answered, real_udp.get(),
       "got 10.77.");
-  add("QUIC/UDP 443 to real host", probe({"udp", kRealV4, "443", "1"}), answered, real_udp.get(),
-      "got 10.77.");
-  add("QUIC/UDP 443 over IPv6", probe({"udp", kRealV6, "443", "1"}), answered, real_udp.get(),
+  add("QUIC/UDP 443 over IPv6", netprobe({"udp", kRealV6, "443", "1"}), answered, real_udp.get(),
       "got fd77:");
-  add("UDP 123 to attacker", probe({"udp", kAttackerV4, "123", "1"}), answered, attk_udp.get(),
+  add("UDP 123 to attacker", netprobe({"udp", kAttackerV4, "123", "1"}), answered, attk_udp.get(),
       "got 10.77.");
-  add("UDP 9999 to attacker", probe({"udp", kAttackerV4, "9999", "1"}), answered, attk_udp.get(),
+  add("UDP 9999 to attacker", netprobe({"udp", kAttackerV4, "9999", "1"}), answered, attk_udp.get(),
       "got 10.77.");
-  add("UDP to an admitted host on another port", probe({"udp", kRealV4, "9999", "1"}), answered,
+  add("UDP to an admitted host on another port", netprobe({"udp", kRealV4, "9999", "1"}), answered,
       real_udp.get(), "got ::ffff:10.77.");
-  add("UDP over IPv6", probe({"udp", kRealV6, "9999", "1"}), answered, real_udp.get(), "got fd77:");
+  add("UDP over IPv6", netprobe({"udp", kRealV6, "9999", "1"}), answered, real_udp.get(),
+      "got fd77:");
   // ICMP: large payloads even where echo is allowed, and echo where it is not.
-  add("large ICMP echo to a cidr-allowed host", probe({"ping", kBannerV4, "1000", "2"}), replied);
-  add("large ICMP echo to the UDP-admitted host", probe({"ping", kRealV4, "600", "2"}), replied);
-  add("ICMP echo to attacker", probe({"ping", kAttackerV4, "56", "2"}), replied);
-  add("ICMP echo to metadata", probe({"ping", "169.254.169.254", "56", "2"}), replied);
-  add("large ICMPv6 echo", probe({"ping", kRealV6, "1000", "2"}), replied);
+  add("large ICMP echo to a cidr-allowed host", netprobe({"ping", kBannerV4, "1000", "2"}),
+      replied);
+  add("large ICMP echo to the UDP-admitted host", netprobe({"ping", kRealV4, "600", "2"}), replied);
+  add("ICMP echo to attacker", netprobe({"ping", kAttackerV4, "56", "2"}), replied);
+  add("ICMP echo to metadata", netprobe({"ping", "169.254.169.254", "56", "2"}), replied);
+  add("large ICMPv6 echo", netprobe({"ping", kRealV6, "1000", "2"}), replied);
   // Forged source addresses: another sandbox's, and an upstream's.
   add(
       "UDP spoofing the other sandbox's address",
-      probe({"spoof-udp", other_sandbox, kAttackerV4, "9999"}),
+      netprobe({"spoof-udp", other_sandbox, kAttackerV4, "9999"}),
       [](const harness::CommandResult&) { return false; }, attk_udp.get(), "got " + other_sandbox);
   add(
-      "UDP spoofing an upstream's address", probe({"spoof-udp", kBannerV4, kAttackerV4, "9999"}),
+      "UDP spoofing an upstream's address", netprobe({"spoof-udp", kBannerV4, kAttackerV4, "9999"}),
       [](const harness::CommandResult&) { return false; }, attk_udp.get(),
       std::string("got ") + kBannerV4);
   add(
-      "UDP spoofing to an admitted destination", probe({"spoof-udp", kAttackerV4, kRealV4, "5353"}),
+      "UDP spoofing to an admitted destination",
+      netprobe({"spoof-udp", kAttackerV4, kRealV4, "5353"}),
       [](const harness::CommandResult&) { return false; }, real_udp.get(),
       std::string("got ::ffff:") + kAttackerV4);
   add(
-      "UDP spoofing the gateway's own address", probe({"spoof-udp", gw4, kAttackerV4, "9999"}),
+      "UDP spoofing the gateway's own address", netprobe({"spoof-udp", gw4, kAttackerV4, "9999"}),
       [](const harness::CommandResult&) { return false; }, attk_udp.get(), "got " + gw4);
   // Lateral movement to the other sandbox on the same bridge.
   add(
-      "TCP to the other sandbox", probe({"tcp", other_sandbox, "8080"}),
+      "TCP to the other sandbox", netprobe({"tcp", other_sandbox, "8080"}),
       [](const harness::CommandResult& r) { return has(r.out, "lateral-banner"); },
       lateral_tcp.get(), "accepted");
-  add("UDP to the other sandbox", probe({"udp", other_sandbox, "9999", "1"}), answered,
+  add("UDP to the other sandbox", netprobe({"udp", other_sandbox, "9999", "1"}), answered,
       lateral_udp.get(), "got");
   // tollgate itself: its listener, its DNS port, its metrics.
   add("tollgate listener directly",
-      probe({"tcp", gw4, "15001", "GET / HTTP/1.1\\r\\nHost: api.example.test\\r\\n\\r\\n"}),
+      netprobe({"tcp", gw4, "15001", "GET / HTTP/1.1\\r\\nHost: api.example.test\\r\\n\\r\\n"}),
       anyBody);
   add("tollgate listener over IPv6",
-      probe({"tcp", "fd77::1", "15001", "GET / HTTP/1.1\\r\\nHost: api.example.test\\r\\n\\r\\n"}),
+      netprobe(
+          {"tcp", "fd77::1", "15001", "GET / HTTP/1.1\\r\\nHost: api.example.test\\r\\n\\r\\n"}),
       anyBody);
   add("tollgate DNS port directly",
       {"dig", "+short", "+time=2", "+tries=1", "-p", "15053", "@" + gw4, "api.example.test"},
@@ -284,23 +271,23 @@ TEST(Ipv6ModeTest, BlockDropsAllSandboxIpv6) {
   o.rules_yaml = kRules;
   o.extra_gateway_yaml = "  ipv6: block\n";
   Scenario s(o);
-  auto real_udp = serve(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  auto real_udp = serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
   ASSERT_NE(real_udp, nullptr);
   auto v4 = s.curl({"https://api.example.test/"});
   EXPECT_TRUE(has(v4.out, "hello from real")) << v4.err;
   auto v6 = s.curl({"-6", "--max-time", "4", "https://api6.example.test/"});
   EXPECT_FALSE(has(v6.out, "hello from")) << v6.out;
-  auto udp6 = s.inSandbox(probe({"udp", kRealV6, "5353", "2"}));
+  auto udp6 = s.inSandbox(netprobe({"udp", kRealV6, "5353", "2"}));
   EXPECT_TRUE(has(udp6.out, "answered 0/2")) << udp6.out << udp6.err;
-  auto udp4 = s.inSandbox(probe({"udp", kRealV4, "5353", "2"}));
+  auto udp4 = s.inSandbox(netprobe({"udp", kRealV4, "5353", "2"}));
   EXPECT_TRUE(has(udp4.out, "answered 2/2")) << udp4.out << udp4.err;
-  auto ping6 = s.inSandbox(probe({"ping", kRealV6, "56", "2"}));
+  auto ping6 = s.inSandbox(netprobe({"ping", kRealV6, "56", "2"}));
   EXPECT_TRUE(has(ping6.out, "replies 0/2")) << ping6.out << ping6.err;
   auto dns6 = s.inSandbox({"dig", "+short", "+time=2", "+tries=1", "@fd77::1", "api.example.test"});
   EXPECT_FALSE(digAnswered(dns6)) << dns6.out;
   // Neighbour discovery still works: the sandbox resolves the gateway's
   // IPv6 address (the echo itself is dropped).
-  (void)s.inSandbox(probe({"ping", "fd77::1", "8", "1"}));
+  (void)s.inSandbox(netprobe({"ping", "fd77::1", "8", "1"}));
   auto neigh = s.inSandbox({"ip", "-6", "neigh", "show", "fd77::1"});
   EXPECT_TRUE(has(neigh.out, "lladdr")) << neigh.out;
 }
@@ -310,11 +297,11 @@ TEST(Ipv6ModeTest, CaptureGovernsSandboxIpv6) {
   Scenario::Options o;
   o.rules_yaml = kRules;
   Scenario s(o);
-  auto real_udp = serve(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  auto real_udp = serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
   ASSERT_NE(real_udp, nullptr);
   auto v6 = s.curl({"-6", "https://api6.example.test/"});
   EXPECT_TRUE(has(v6.out, "hello from real")) << v6.out << v6.err;
-  auto udp6 = s.inSandbox(probe({"udp", kRealV6, "5353", "2"}));
+  auto udp6 = s.inSandbox(netprobe({"udp", kRealV6, "5353", "2"}));
   EXPECT_TRUE(has(udp6.out, "answered 0/2")) << udp6.out;  // udp rule names the IPv4 address only
   auto r = s.auditWhere("dst", std::string("[") + kRealV6 + "]:5353");
   EXPECT_EQ(r.value("action", ""), "deny");
@@ -347,7 +334,7 @@ TEST(AntiSpoofTest, ForeignSourceIsDroppedBeforeNat) {
   Scenario::Options o;
   o.rules_yaml = kRules;
   Scenario s(o);
-  auto real_udp = serve(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  auto real_udp = serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
   ASSERT_NE(real_udp, nullptr);
   auto counter = [&] {
     auto r = s.inHost({"nft", "list", "chain", "inet", "tollgate", "prerouting_filter"});
@@ -358,7 +345,7 @@ TEST(AntiSpoofTest, ForeignSourceIsDroppedBeforeNat) {
   const long before = counter();
   ASSERT_GE(before, 0);
   for (const char* forged : {kBannerV4, kAttackerV4, "192.0.2.1"}) {
-    auto r = s.inSandbox(probe({"spoof-udp", forged, kRealV4, "5353"}));
+    auto r = s.inSandbox(netprobe({"spoof-udp", forged, kRealV4, "5353"}));
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
   std::this_thread::sleep_for(200ms);
@@ -366,7 +353,7 @@ TEST(AntiSpoofTest, ForeignSourceIsDroppedBeforeNat) {
   EXPECT_FALSE(has(real_udp->stdoutText(), "got ::ffff:203.0.113.")) << real_udp->stdoutText();
   EXPECT_FALSE(has(real_udp->stdoutText(), "got ::ffff:192.0.2.1")) << real_udp->stdoutText();
   // The sandbox's own address still works.
-  auto own = s.inSandbox(probe({"udp", kRealV4, "5353", "1"}));
+  auto own = s.inSandbox(netprobe({"udp", kRealV4, "5353", "1"}));
   EXPECT_TRUE(has(own.out, "answered 1/1")) << own.out;
 }
 

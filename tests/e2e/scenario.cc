@@ -29,7 +29,8 @@ void writeFile(const std::string& path, const std::string& text) {
 }
 
 std::string mkTemp(const char* tag) {
-  std::string tmpl = (fs::temp_directory_path() / (std::string("tollgate-") + tag + "-XXXXXX")).string();
+  std::string tmpl =
+      (fs::temp_directory_path() / (std::string("tollgate-") + tag + "-XXXXXX")).string();
   char* d = mkdtemp(tmpl.data());
   if (d == nullptr) {
     throw std::runtime_error("mkdtemp failed");
@@ -60,10 +61,26 @@ const TestPki& testPki() {
     pki.server_cert = pki.dir + "/server.crt";
     pki.server_key = pki.dir + "/server.key";
     std::string ca_key = pki.dir + "/ca.key";
-    mustRun({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", ca_key, "-out", pki.ca_cert, "-days", "2", "-subj",
-             "/CN=tollgate e2e upstream CA", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign"});
+    mustRun({"openssl",
+             "req",
+             "-x509",
+             "-newkey",
+             "ec",
+             "-pkeyopt",
+             "ec_paramgen_curve:P-256",
+             "-nodes",
+             "-keyout",
+             ca_key,
+             "-out",
+             pki.ca_cert,
+             "-days",
+             "2",
+             "-subj",
+             "/CN=tollgate e2e upstream CA",
+             "-addext",
+             "basicConstraints=critical,CA:TRUE",
+             "-addext",
+             "keyUsage=critical,keyCertSign,cRLSign"});
     std::string ext = pki.dir + "/server.ext";
     writeFile(ext,
               "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
@@ -132,7 +149,8 @@ void Scenario::writeConfig(const Options& opts) {
   std::string rules = opts.rules_yaml;
   if (rules.empty()) {
     rules =
-        "      - hosts: [api.example.test, api6.example.test, dns.example.test, slow.example.test,\n"
+        "      - hosts: [api.example.test, api6.example.test, dns.example.test, "
+        "slow.example.test,\n"
         "                static.example.test, \"*.wild.example.test\"]\n"
         "        action: passthrough\n"
         "      - hosts: [meta.example.test, private.example.test]\n"
@@ -170,12 +188,11 @@ void Scenario::writeConfig(const Options& opts) {
     << "  peek_timeout_ms: 3000\n"
     << "  opaque_wait_ms: 300\n"
     << opts.extra_gateway_yaml << "sandboxes:\n"
-    << opts.extra_sandboxes_yaml
-    << "  - name: agents\n"
+    << opts.extra_sandboxes_yaml << "  - name: agents\n"
     << "    sources: "
-    << (opts.agents_sources.empty() ? "[" + topo_->sandboxSubnet4() + ", \"" +
-                                          topo_->sandboxSubnet6() + "\"]"
-                                    : opts.agents_sources)
+    << (opts.agents_sources.empty()
+            ? "[" + topo_->sandboxSubnet4() + ", \"" + topo_->sandboxSubnet6() + "\"]"
+            : opts.agents_sources)
     << "\n"
     << "    default: " << opts.sandbox_default << "\n"
     << "    rules:\n"
@@ -193,11 +210,10 @@ void Scenario::startUpstreams() {
     }
     servers_.push_back(std::move(*p));
   };
-  add("real", {"python3", server, "--mode", "https", "--addr", kRealV4, "--addr", kRealV6,
-               "--port", "443", "--name", "real", "--cert", pki.server_cert, "--key",
-               pki.server_key});
-  add("real", {"python3", server, "--mode", "http", "--addr", kRealV4, "--port", "80", "--name",
-               "real"});
+  add("real", {"python3", server, "--mode", "https", "--addr", kRealV4, "--addr", kRealV6, "--port",
+               "443", "--name", "real", "--cert", pki.server_cert, "--key", pki.server_key});
+  add("real",
+      {"python3", server, "--mode", "http", "--addr", kRealV4, "--port", "80", "--name", "real"});
   // The attacker serves a certificate for the same names: only routing, not
   // certificate checks, can keep a spoofed flow away from it.
   add("attk", {"python3", server, "--mode", "https", "--addr", kAttackerV4, "--port", "443",
@@ -205,21 +221,22 @@ void Scenario::startUpstreams() {
   add("attk", {"python3", server, "--mode", "http", "--addr", kAttackerV4, "--port", "80", "--name",
                "attacker"});
   add("attk", {"python3", server, "--mode", "banner", "--addr", kBannerV4, "--port", "22"});
-  add("meta", {"python3", server, "--mode", "https", "--addr", "169.254.169.254", "--addr",
-               "10.1.2.3", "--port", "443", "--name", "metadata", "--cert", pki.server_cert,
-               "--key", pki.server_key});
-  add("dns", {"dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address", kDnsV4,
-              "--bind-interfaces", "--port", "53", "--address=/dns.example.test/" +
-              std::string(kRealV4), "--log-facility=-", "--pid-file", "--user=root"});
+  add("meta",
+      {"python3", server, "--mode", "https", "--addr", "169.254.169.254", "--addr", "10.1.2.3",
+       "--port", "443", "--name", "metadata", "--cert", pki.server_cert, "--key", pki.server_key});
+  add("dns",
+      {"dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address", kDnsV4,
+       "--bind-interfaces", "--port", "53", "--address=/dns.example.test/" + std::string(kRealV4),
+       "--log-facility=-", "--pid-file", "--user=root"});
   struct Wait {
     const char* up;
     const char* ip;
     uint16_t port;
   };
-  for (const Wait& w : {Wait{"real", kRealV4, 443}, Wait{"real", kRealV6, 443},
-                        Wait{"real", kRealV4, 80}, Wait{"attk", kAttackerV4, 443},
-                        Wait{"attk", kAttackerV4, 80}, Wait{"attk", kBannerV4, 22},
-                        Wait{"meta", "169.254.169.254", 443}}) {
+  for (const Wait& w :
+       {Wait{"real", kRealV4, 443}, Wait{"real", kRealV6, 443}, Wait{"real", kRealV4, 80},
+        Wait{"attk", kAttackerV4, 443}, Wait{"attk", kAttackerV4, 80}, Wait{"attk", kBannerV4, 22},
+        Wait{"meta", "169.254.169.254", 443}}) {
     if (auto r = topo_->waitForListen(topo_->upstreamNs(w.up), w.ip, w.port, 10s); !r) {
       throw std::runtime_error(std::string("upstream ") + w.up + " not listening: " + r.message());
     }
@@ -290,8 +307,8 @@ harness::CommandResult Scenario::inHost(const std::vector<std::string>& argv,
 }
 
 harness::CommandResult Scenario::curl(const std::vector<std::string>& args, int sandbox) const {
-  std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10", "--cacert",
-                                   testPki().ca_cert};
+  std::vector<std::string> argv = {"curl", "-sS",      "--max-time",
+                                   "10",   "--cacert", testPki().ca_cert};
   argv.insert(argv.end(), args.begin(), args.end());
   return inSandbox(argv, 15s, sandbox);
 }
@@ -328,6 +345,25 @@ nlohmann::json Scenario::auditWhere(const std::string& field, const std::string&
     }
     std::this_thread::sleep_for(25ms);
   }
+}
+
+std::vector<std::string> netprobe(std::vector<std::string> args) {
+  args.insert(args.begin(), {"python3", toolPath("netprobe.py")});
+  return args;
+}
+
+std::unique_ptr<harness::Process> serveNetprobe(Scenario& s, const std::string& ns,
+                                                std::vector<std::string> args) {
+  auto p = s.topo().spawn(ns, netprobe(std::move(args)));
+  if (!p) {
+    ADD_FAILURE() << p.message();
+    return nullptr;
+  }
+  for (int i = 0; i < 150 && (*p)->stdoutText().find("ready") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE((*p)->stdoutText().find("ready"), std::string::npos) << (*p)->stderrText();
+  return std::move(*p);
 }
 
 }  // namespace tollgate::e2e

@@ -5,10 +5,9 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "netns-harness/harness.h"
 
@@ -37,7 +36,7 @@ class Scenario {
   struct Options {
     int sandboxes = 1;
     std::string extra_gateway_yaml;  // lines appended under `gateway:` (indented 2)
-    std::string rules_yaml;          // the agents sandbox's rules (indented 6); default set if empty
+    std::string rules_yaml;  // the agents sandbox's rules (indented 6); default set if empty
     std::string sandbox_default = "deny";
     std::string on_exit = "block";
     bool start_gateway = true;
@@ -82,8 +81,8 @@ class Scenario {
   harness::CommandResult curl(const std::vector<std::string>& args, int sandbox = 0) const;
 
   // Audit records written so far; waits up to `timeout` for at least `min`.
-  std::vector<nlohmann::json> audit(size_t min = 0,
-                                    std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+  std::vector<nlohmann::json> audit(
+      size_t min = 0, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
   // The first record whose `field` equals `value`, waiting for it.
   nlohmann::json auditWhere(const std::string& field, const std::string& value,
                             std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
@@ -105,5 +104,12 @@ class Scenario {
 };
 
 std::string toolPath(const std::string& name);  // tests/e2e/tools/<name>
+
+// argv that runs tests/e2e/tools/netprobe.py with `args`.
+std::vector<std::string> netprobe(std::vector<std::string> args);
+// Starts a netprobe server in `ns` and waits until it prints "ready";
+// nullptr (and a test failure) when it does not.
+std::unique_ptr<harness::Process> serveNetprobe(Scenario& s, const std::string& ns,
+                                                std::vector<std::string> args);
 
 }  // namespace tollgate::e2e

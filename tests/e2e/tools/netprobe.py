@@ -7,6 +7,9 @@
   netprobe.py udp DST PORT COUNT [SRC]              prints "answered N/COUNT"
   netprobe.py ping DST PAYLOAD_BYTES [COUNT]        raw ICMP(v6) echo; prints "replies N/COUNT"
   netprobe.py spoof-udp SRC DST PORT                sends one UDP datagram from a forged source
+  netprobe.py announce IFACE ADDR                   claims ADDR on the link: gratuitous ARP
+                                                    (request and reply) or an unsolicited
+                                                    override neighbour advertisement (IPv6)
 
 Every wait is bounded (1 s per probe), so a dropped packet is a timeout.
 """
@@ -146,6 +149,28 @@ def spoof_udp(src, dst, port):
     print("sent", flush=True)
 
 
+def announce(iface, addr):
+    mac = bytes(int(x, 16) for x in open("/sys/class/net/%s/address" % iface).read().strip().split(":"))
+    if ":" not in addr:
+        # The two forms hosts accept as an update of their neighbour entry
+        # (RFC 5227 announcement and an unsolicited reply), broadcast.
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+        s.bind((iface, 0))
+        ip = socket.inet_aton(addr)
+        for op in (1, 2):
+            arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, mac, ip,
+                              b"\xff" * 6 if op == 2 else b"\0" * 6, ip)
+            s.send(b"\xff" * 6 + mac + struct.pack("!H", 0x0806) + arp)
+    else:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        # Type 136, flags override (0x20), target, option 2: target link-layer address.
+        na = struct.pack("!BBHI16sBB6s", 136, 0, 0, 0x20000000,
+                         socket.inet_pton(socket.AF_INET6, addr), 2, 1, mac)
+        s.sendto(na, ("ff02::1", 0, 0, socket.if_nametoindex(iface)))
+    print("announced", flush=True)
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "udp-echo-server":
@@ -160,6 +185,8 @@ def main():
         ping(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 3)
     elif cmd == "spoof-udp":
         spoof_udp(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif cmd == "announce":
+        announce(sys.argv[2], sys.argv[3])
     else:
         sys.exit("unknown command " + cmd)
 

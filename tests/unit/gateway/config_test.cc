@@ -870,6 +870,39 @@ TEST(ParseConfigTest, SandboxesWithDisjointSourcesInEitherFamily) {
   EXPECT_EQ(c.sandboxes.size(), 3u);
 }
 
+// sandboxes[].ports: bridge ports (or routed interfaces) a sandbox is bound to.
+INSTANTIATE_TEST_SUITE_P(
+    Ports, ConfigErrorTest,
+    ::testing::Values(
+        ErrorCase{"ports empty", kG + kS + "    ports: []\n", 6, 12, "ports: empty list"},
+        ErrorCase{"port star alone", kG + kS + "    ports: [tap0, \"*\"]\n", 6, 19,
+                  "\"*\" would claim every bridge port of the host"},
+        ErrorCase{"star inside a port", kG + kS + "    ports: [\"ta*p\"]\n", 6, 13,
+                  "'ta*p' is not an interface name"},
+        ErrorCase{"port name too long", kG + kS + "    ports: [tap-0123456789ab]\n", 6, 13,
+                  "is not an interface name (1-15 characters"},
+        ErrorCase{"port listed twice", kG + kS + "    ports: [tap0, tap*]\n", 6, 19,
+                  "'tap*' is already matched by 'tap0'"},
+        ErrorCase{"port of two sandboxes",
+                  kG + kS +
+                      "    ports: [tap-a*]\n  - name: b\n    sources: [10.78.0.0/24]\n"
+                      "    ports: [tap-a1]\n",
+                  9, 13, "'tap-a1' of sandbox 'b' also matches 'tap-a*' of sandbox 'a' (line 6)"}));
+
+TEST(ParseConfigTest, PortsBindSandboxes) {
+  Config c =
+      mustParse(kG + kS + "    ports: [tap-a*, veth0]\n  - name: b\n    sources: [10.78.0.0/24]\n" +
+                "    ports: [tap-b*]\n  - name: c\n    sources: [10.79.0.0/24]\n");
+  ASSERT_EQ(c.sandboxes.size(), 3u);
+  EXPECT_EQ(c.sandboxes[0].ports, (std::vector<std::string>{"tap-a*", "veth0"}));
+  EXPECT_EQ(c.sandboxes[1].ports, (std::vector<std::string>{"tap-b*"}));
+  EXPECT_TRUE(c.sandboxes[2].ports.empty());
+  // Prefixes that cannot match the same name are fine: tap-a* vs tap-ab0 overlaps, tap-a* vs tap-b0
+  // not.
+  mustParse(kG + kS + "    ports: [tap-a*]\n  - name: b\n    sources: [10.78.0.0/24]\n" +
+            "    ports: [tap-b0, tap-ba*]\n");
+}
+
 TEST(ActionNameTest, Names) {
   EXPECT_EQ(actionName(Action::Passthrough), "passthrough");
   EXPECT_EQ(actionName(Action::Deny), "deny");

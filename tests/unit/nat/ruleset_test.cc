@@ -782,18 +782,6 @@ TEST(PortPattern, NamesAndPrefixesOnly) {
   EXPECT_FALSE(validatePortPattern("bad/name").ok());
 }
 
-TEST(PortPattern, OverlapIsSomeNameMatchingBoth) {
-  EXPECT_TRUE(portPatternsOverlap("tap0", "tap0"));
-  EXPECT_FALSE(portPatternsOverlap("tap0", "tap1"));
-  EXPECT_TRUE(portPatternsOverlap("tap*", "tap0"));
-  EXPECT_TRUE(portPatternsOverlap("tap0", "tap*"));
-  EXPECT_TRUE(portPatternsOverlap("tap*", "tapa*"));
-  EXPECT_TRUE(portPatternsOverlap("tapa*", "tap*"));
-  EXPECT_FALSE(portPatternsOverlap("tapa*", "tapb*"));
-  EXPECT_FALSE(portPatternsOverlap("tapa*", "tap0"));
-  EXPECT_FALSE(portPatternsOverlap("tap", "tap*0"));  // (invalid pattern, but no match either way)
-}
-
 Prefix prefix4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, unsigned len) {
   Prefix p;
   p.bytes = {a, b, c, d};

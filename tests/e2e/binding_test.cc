@@ -1,0 +1,216 @@
+// End-to-end: sandboxes bound to their bridge ports (sandboxes[].ports).
+//
+// Three sandboxes share one bridge: `trusted` (sb1, 10.77.0.11) may reach
+// api.example.test and UDP 5353 of the real upstream; `untrusted` (sb0,
+// 10.77.0.10) may reach only slow.example.test; `agents` (sb2, 10.77.0.12)
+// nothing. The victim goes quiet (drops its addresses, as a stopped VM
+// would) and an attacker with root in its own sandbox takes over the
+// victim's addresses the way one does on a LAN: configure them and announce
+// them (gratuitous ARP, unsolicited neighbour advertisement), then use
+// trusted's policy. With ports that gets nothing; without ports it works,
+// which is the limit the README states and what keeps these probes honest.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+
+#include "scenario.h"
+
+namespace tollgate::e2e {
+namespace {
+using namespace std::chrono_literals;
+
+constexpr const char* kVictim4 = "10.77.0.11";
+constexpr const char* kVictim6 = "fd77::11";
+constexpr int kUntrusted = 0;
+constexpr int kVictim = 1;
+constexpr int kUnbound = 2;
+
+// `ports_prefix` is "" (bound) or "# " (ports commented out: not bound, and
+// a reload that uncomments them binds).
+Scenario::Options options(const std::string& ports_prefix) {
+  Scenario::Options o;
+  o.sandboxes = 3;
+  o.agents_sources = "[10.77.0.12/32, \"fd77::12/128\"]";
+  o.rules_yaml = "      - hosts: [denied.example.test]\n        action: deny\n";
+  o.extra_sandboxes_yaml =
+      "  - name: untrusted\n"
+      "    sources: [10.77.0.10/32, \"fd77::10/128\"]\n" +
+      std::string("    ") + ports_prefix +
+      "ports: [sb0]\n"
+      "    rules:\n"
+      "      - hosts: [slow.example.test]\n"
+      "        action: passthrough\n"
+      "  - name: trusted\n"
+      "    sources: [10.77.0.11/32, \"fd77::11/128\"]\n" +
+      std::string("    ") + ports_prefix +
+      "ports: [\"sb1*\"]\n"
+      "    rules:\n"
+      "      - hosts: [api.example.test, api6.example.test]\n"
+      "        action: passthrough\n"
+      "    udp:\n"
+      "      - cidrs: [198.51.100.10/32]\n"
+      "        ports: [5353]\n";
+  return o;
+}
+
+bool has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+// curl from `sandbox` with source address `src`, no DNS involved.
+harness::CommandResult curlFrom(const Scenario& s, int sandbox, const std::string& src,
+                                const std::string& host, const std::string& ip) {
+  const bool v6 = ip.find(':') != std::string::npos;
+  return s.curl({"--max-time", "5", "--interface", src, "--resolve",
+                 host + ":443:" + (v6 ? "[" + ip + "]" : ip), "https://" + host + "/"},
+                sandbox);
+}
+
+std::string macOf(const Scenario& s, int sandbox) {
+  auto r = s.inSandbox({"cat", "/sys/class/net/eth0/address"}, 5s, sandbox);
+  return r.out.substr(0, r.out.find('\n'));
+}
+
+// The victim goes quiet; `attacker` configures its addresses and announces them.
+void takeOver(const Scenario& s, int attacker) {
+  ASSERT_EQ(
+      s.inSandbox({"ip", "addr", "flush", "dev", "eth0", "scope", "global"}, 5s, kVictim).exit_code,
+      0);
+  ASSERT_EQ(
+      s.inSandbox({"ip", "addr", "add", std::string(kVictim4) + "/24", "dev", "eth0"}, 5s, attacker)
+          .exit_code,
+      0);
+  ASSERT_EQ(s.inSandbox(
+                 {"ip", "-6", "addr", "add", std::string(kVictim6) + "/64", "dev", "eth0", "nodad"},
+                 5s, attacker)
+                .exit_code,
+            0);
+  // Past the host's neighbour-entry lock time (1 s), so an announcement
+  // would be believed.
+  std::this_thread::sleep_for(1200ms);
+  for (const char* addr : {kVictim4, kVictim6}) {
+    auto r = s.inSandbox(netprobe({"announce", "eth0", addr}), 5s, attacker);
+    ASSERT_TRUE(has(r.out, "announced")) << r.out << r.err;
+  }
+}
+
+struct Outcome {
+  bool tcp4 = false;  // trusted's HTTPS over IPv4 worked from the attacker
+  bool tcp6 = false;
+  bool udp = false;  // a datagram from the victim's address reached trusted's UDP destination
+  std::string detail;
+};
+
+Outcome attack(Scenario& s, int attacker, harness::Process* udp_server) {
+  Outcome o;
+  auto v4 = curlFrom(s, attacker, kVictim4, "api.example.test", kRealV4);
+  auto v6 = curlFrom(s, attacker, kVictim6, "api6.example.test", kRealV6);
+  o.tcp4 = has(v4.out, "hello from real");
+  o.tcp6 = has(v6.out, "hello from real");
+  const size_t before = udp_server->stdoutText().size();
+  (void)s.inSandbox(netprobe({"spoof-udp", kVictim4, kRealV4, "5353"}), 5s, attacker);
+  std::this_thread::sleep_for(300ms);
+  o.udp = has(udp_server->stdoutText().substr(before), std::string("got ::ffff:") + kVictim4);
+  o.detail = "v4: " + v4.out + v4.err + "\nv6: " + v6.out + v6.err +
+             "\nudp server: " + udp_server->stdoutText() +
+             "\nhost neighbours: " + s.inHost({"ip", "neigh"}).out;
+  return o;
+}
+
+long counterOf(const Scenario& s, const std::string& family, const std::string& chain) {
+  auto r = s.inHost({"nft", "list", "chain", family, "tollgate", chain});
+  const std::string key = "counter packets ";
+  size_t at = r.out.rfind(key);  // the chain's last rule: its drop
+  return at == std::string::npos ? -1L : std::stol(r.out.substr(at + key.size()));
+}
+
+// Each sandbox works as its policy says, before any attack (positive controls).
+void expectPoliciesWork(Scenario& s) {
+  auto trusted = curlFrom(s, kVictim, kVictim4, "api.example.test", kRealV4);
+  EXPECT_TRUE(has(trusted.out, "hello from real")) << trusted.out << trusted.err;
+  auto trusted6 = curlFrom(s, kVictim, kVictim6, "api6.example.test", kRealV6);
+  EXPECT_TRUE(has(trusted6.out, "hello from real")) << trusted6.out << trusted6.err;
+  auto untrusted = curlFrom(s, kUntrusted, "10.77.0.10", "api.example.test", kRealV4);
+  EXPECT_FALSE(has(untrusted.out, "hello from real")) << untrusted.out;
+  auto own = curlFrom(s, kUntrusted, "10.77.0.10", "slow.example.test", kRealV4);
+  EXPECT_TRUE(has(own.out, "hello from real")) << own.out << own.err;
+}
+
+TEST(BindingTest, AddressTakeoverFromABoundPortGetsNothing) {
+  Scenario s(options(""));
+  EXPECT_TRUE(has(s.gatewayStderr(), "sandboxes without ports (agents)")) << s.gatewayStderr();
+  auto udp = serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  ASSERT_NE(udp, nullptr);
+  expectPoliciesWork(s);
+  const std::string attacker_mac = macOf(s, kUntrusted);
+  const long port_drops = counterOf(s, "bridge", "port_untrusted");
+  const long nd_drops = counterOf(s, "bridge", "nd_untrusted");
+
+  takeOver(s, kUntrusted);
+  Outcome o = attack(s, kUntrusted, udp.get());
+  EXPECT_FALSE(o.tcp4) << o.detail;
+  EXPECT_FALSE(o.tcp6) << o.detail;
+  EXPECT_FALSE(o.udp) << o.detail;
+  // The host never learnt the attacker's MAC for the victim's addresses.
+  for (const char* addr : {kVictim4, kVictim6}) {
+    auto n = s.inHost({"ip", "neigh", "show", addr});
+    EXPECT_FALSE(has(n.out, attacker_mac)) << addr << ": " << n.out;
+  }
+  // Dropped at the bridge port, and counted there.
+  EXPECT_GT(counterOf(s, "bridge", "port_untrusted"), port_drops);
+  EXPECT_GT(counterOf(s, "bridge", "nd_untrusted"), nd_drops);
+  // The attacker's own address and policy still work.
+  auto own = curlFrom(s, kUntrusted, "10.77.0.10", "slow.example.test", kRealV4);
+  EXPECT_TRUE(has(own.out, "hello from real")) << own.out << own.err;
+}
+
+// A machine on a port no sandbox names (here sb2, of the unbound `agents`)
+// cannot use a bound sandbox's addresses either: they count only when they
+// come through that sandbox's ports.
+TEST(BindingTest, AnUnboundPortCannotUseABoundSandboxsAddresses) {
+  Scenario s(options(""));
+  auto udp = serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  ASSERT_NE(udp, nullptr);
+  const long from_drops = counterOf(s, "inet", "from_trusted");
+  takeOver(s, kUnbound);
+  Outcome o = attack(s, kUnbound, udp.get());
+  EXPECT_FALSE(o.tcp4) << o.detail;
+  EXPECT_FALSE(o.tcp6) << o.detail;
+  EXPECT_FALSE(o.udp) << o.detail;
+  EXPECT_GT(counterOf(s, "inet", "from_trusted"), from_drops);
+}
+
+// Without ports the takeover works: tollgate warns about exactly this at
+// start. Binding them with a reload closes it for new flows at once.
+TEST(BindingTest, WithoutPortsATakeoverBorrowsThePolicyUntilAReloadBindsThem) {
+  Scenario s(options("# "));
+  EXPECT_TRUE(has(s.gatewayStderr(), "sandboxes without ports (untrusted, trusted, agents)"))
+      << s.gatewayStderr();
+  auto udp = serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  ASSERT_NE(udp, nullptr);
+  expectPoliciesWork(s);
+  takeOver(s, kUntrusted);
+  Outcome before = attack(s, kUntrusted, udp.get());
+  EXPECT_TRUE(before.tcp4) << before.detail;
+  EXPECT_TRUE(before.tcp6) << before.detail;
+  EXPECT_TRUE(before.udp) << before.detail;
+
+  ASSERT_EQ(s.inHost({"sed", "-i", "s/# ports:/ports:/", s.configPath()}).exit_code, 0);
+  auto rl = harness::runCommand(
+      "", {TOLLGATE_BINARY, "reload", "--control", s.tmpDir() + "/control.sock"}, 10s);
+  ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err << s.gatewayStderr();
+  EXPECT_TRUE(has(s.gatewayStderr(), "port bindings replaced (2 sandboxes with ports)"))
+      << s.gatewayStderr();
+  // The binding drops before conntrack's verdicts count, so even the UDP
+  // flow admitted before the reload carries nothing more.
+  Outcome after = attack(s, kUntrusted, udp.get());
+  EXPECT_FALSE(after.tcp4) << after.detail;
+  EXPECT_FALSE(after.tcp6) << after.detail;
+  EXPECT_FALSE(after.udp) << after.detail;
+  auto list = s.inHost({"nft", "list", "table", "bridge", "tollgate"});
+  EXPECT_TRUE(has(list.out, "iifname \"sb1*\" counter")) << list.out;
+}
+
+}  // namespace
+}  // namespace tollgate::e2e

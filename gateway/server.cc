@@ -470,8 +470,14 @@ class Daemon {
       return 1;
     }
     udp_admission_ = std::move(*admission);
+    // Ports of bound sandboxes are isolated by table bridge tollgate either
+    // way; the warning is about the unbound ones.
+    const bool all_bound = std::all_of(config_->sandboxes.begin(), config_->sandboxes.end(),
+                                       [](const Sandbox& sb) { return !sb.ports.empty(); });
     for (const std::string& w : nat::lateralTrafficWarnings(g.interfaces)) {
-      log::warn("{}", w);
+      if (!all_bound) {
+        log::warn("{} (sandboxes with ports are isolated regardless)", w);
+      }
     }
     if (auto w = unboundSandboxesWarning(*config_)) {
       log::warn("{}", *w);

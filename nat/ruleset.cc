@@ -283,6 +283,13 @@ class RuleBuilder {
     return word("iifname \"" + pattern + "\"");
   }
 
+  RuleBuilder& oifnamePattern(const std::string& pattern) {
+    iifnamePattern(pattern);
+    std::get<expr::Meta>(rule_.exprs[rule_.exprs.size() - 2]).key = NFT_META_OIFNAME;
+    rule_.text.replace(rule_.text.rfind("iifname"), 7, "oifname");
+    return *this;
+  }
+
   // `ip saddr P` / `ip6 saddr P`. The protocol dependency is the one nft
   // adds in that family: `meta protocol` (the frame's ethertype, also for a
   // VLAN tag taken off by the driver) in the bridge family, `meta nfproto`
@@ -1003,6 +1010,21 @@ Result<Ruleset> buildBindingRuleset(const std::vector<PortBinding>& bindings) {
   rs.comment = "tollgate port binding (sandboxes[].ports); managed by tollgate, do not edit";
   rs.chains.push_back(Chain{"prerouting", "filter", kBridgeHookPrerouting, kPriorityBridgeFilter,
                             "frames from a sandbox's ports carry only its addresses"});
+  // A bound sandbox talks to the host (tollgate) only: no frame from or to
+  // its ports is switched to another port (lateral movement, or an uplink
+  // on the bridge), whether or not br_netfilter shows bridged IP to table
+  // inet tollgate. Policy never allows sandbox-to-sandbox traffic anyway
+  // (sandbox sources are always denied as upstreams).
+  rs.chains.push_back(Chain{"forward", "filter", kBridgeHookForward, kPriorityBridgeFilter,
+                            "nothing is switched from or to a sandbox's ports"});
+  for (const PortBinding& b : bindings) {
+    for (const std::string& port : b.ports) {
+      rs.rules.push_back(RuleBuilder("forward").iifnamePattern(port).counter().drop().build(
+          "from a port of sandbox " + b.sandbox + " to another port"));
+      rs.rules.push_back(RuleBuilder("forward").oifnamePattern(port).counter().drop().build(
+          "from another port to a port of sandbox " + b.sandbox));
+    }
+  }
   for (size_t i = 0; i < bindings.size(); ++i) {
     const PortBinding& b = bindings[i];
     const std::string port_chain = "port_" + b.sandbox;

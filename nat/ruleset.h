@@ -51,6 +51,7 @@ inline constexpr int32_t kPriorityFilter = -10;             // filter - 10
 // before br_netfilter (0) hands bridged IP to the inet hooks.
 inline constexpr int32_t kPriorityBridgeFilter = -200;
 inline constexpr uint32_t kBridgeHookPrerouting = 0;  // NF_BR_PRE_ROUTING
+inline constexpr uint32_t kBridgeHookForward = 2;     // NF_BR_FORWARD
 
 // One struct per libnftnl expression, registers explicit.
 namespace expr {

@@ -212,5 +212,46 @@ TEST(BindingTest, WithoutPortsATakeoverBorrowsThePolicyUntilAReloadBindsThem) {
   EXPECT_TRUE(has(list.out, "iifname \"sb1*\" counter")) << list.out;
 }
 
+// `capture: tproxy` needs br_netfilter off, so bridged traffic never meets
+// table inet tollgate: frames from or to a bound sandbox's ports are still
+// not switched to another port, and the binding holds as with redirect.
+TEST(BindingTest, UnderTproxyNoLateralTrafficAndNoTakeover) {
+  Scenario::Options o = options("");
+  o.start_gateway = false;
+  o.extra_gateway_yaml = "  capture: tproxy\n";
+  Scenario s(o);
+  for (const char* k :
+       {"net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0"}) {
+    ASSERT_EQ(s.inHost({"sysctl", "-qw", k}).exit_code, 0);
+  }
+  auto tcp =
+      serveNetprobe(s, s.sandbox(kVictim), {"banner-server", "::", "8080", "lateral-banner"});
+  auto udp = serveNetprobe(s, s.sandbox(kVictim), {"udp-echo-server", "::", "9999"});
+  ASSERT_TRUE(tcp && udp);
+  // The probes work while nothing isolates the ports.
+  auto open = s.inSandbox(netprobe({"tcp", kVictim4, "8080"}), 10s, kUntrusted);
+  ASSERT_TRUE(has(open.out, "lateral-banner")) << open.out << open.err;
+  std::string err;
+  ASSERT_TRUE(s.startGateway(&err)) << err;
+  EXPECT_TRUE(has(s.gatewayStderr(), "sandboxes with ports are isolated regardless"))
+      << s.gatewayStderr();
+  for (int from : {kUntrusted, kUnbound}) {
+    auto t4 = s.inSandbox(netprobe({"tcp", kVictim4, "8080"}), 10s, from);
+    EXPECT_FALSE(has(t4.out, "lateral-banner")) << from << ": " << t4.out;
+    auto t6 = s.inSandbox(netprobe({"tcp", kVictim6, "8080"}), 10s, from);
+    EXPECT_FALSE(has(t6.out, "lateral-banner")) << from << ": " << t6.out;
+    auto u = s.inSandbox(netprobe({"udp", kVictim4, "9999", "1"}), 10s, from);
+    EXPECT_TRUE(has(u.out, "answered 0/1")) << from << ": " << u.out;
+  }
+  expectPoliciesWork(s);
+  auto real_udp = serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  ASSERT_NE(real_udp, nullptr);
+  takeOver(s, kUntrusted);
+  Outcome o2 = attack(s, kUntrusted, real_udp.get());
+  EXPECT_FALSE(o2.tcp4) << o2.detail;
+  EXPECT_FALSE(o2.tcp6) << o2.detail;
+  EXPECT_FALSE(o2.udp) << o2.detail;
+}
+
 }  // namespace
 }  // namespace tollgate::e2e

@@ -698,8 +698,9 @@ class BindingTableTest : public NatTableTest {
     for (const Chain& c : rs.chains) {
       script += "  chain " + c.name + " {\n";
       if (!c.type.empty()) {
-        script += "    type " + c.type + " hook prerouting priority " + std::to_string(c.priority) +
-                  "; policy accept;\n";
+        const std::string hook = c.hook == kBridgeHookForward ? "forward" : "prerouting";
+        script += "    type " + c.type + " hook " + hook + " priority " +
+                  std::to_string(c.priority) + "; policy accept;\n";
       }
       script += "  }\n";
     }

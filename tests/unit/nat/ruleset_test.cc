@@ -805,6 +805,8 @@ TEST(BindingRuleset, OneMarkPerSandboxAndTheBridgeFamily) {
   EXPECT_THAT(texts,
               ::testing::Contains("port_b: ip saddr 10.0.1.0/24 meta mark set 0x74670101 accept"));
   EXPECT_THAT(texts, ::testing::Contains("port_b: counter drop"));
+  EXPECT_THAT(texts, ::testing::Contains("forward: iifname \"tapa*\" counter drop"));
+  EXPECT_THAT(texts, ::testing::Contains("forward: oifname \"tapb0\" counter drop"));
   // The last rule of every port chain drops; nothing after it.
   for (const Chain& c : rs->chains) {
     std::string last;
@@ -813,7 +815,7 @@ TEST(BindingRuleset, OneMarkPerSandboxAndTheBridgeFamily) {
         last = r.text;
       }
     }
-    if (c.name != "prerouting") {
+    if (c.name != "prerouting" && c.name != "forward") {
       EXPECT_EQ(last, "counter drop") << c.name;
     }
   }
@@ -822,7 +824,7 @@ TEST(BindingRuleset, OneMarkPerSandboxAndTheBridgeFamily) {
     EXPECT_EQ(messageFamily(m), kFamilyBridge);
   }
   EXPECT_EQ(describe(plan[1]), "delete existing table bridge tollgate");
-  EXPECT_EQ(describe(plan[4]), "create chain port_a");
+  EXPECT_EQ(describe(plan[5]), "create chain port_a");
   EXPECT_EQ(messageFamily(planRemove(kFamilyBridge)[1]), kFamilyBridge);
 }
 

@@ -157,6 +157,22 @@ void kernelFindings(const HostFacts& f, const ConfigSummary* cfg, std::vector<Fi
   } else {
     out.push_back(pass("kernel:reject", "nft reject available" + src));
   }
+
+  const bool ports =
+      cfg != nullptr && std::any_of(cfg->sandbox_ports.begin(), cfg->sandbox_ports.end(),
+                                    [](const auto& sb) { return !sb.second.empty(); });
+  if (auto m = missing(f, {"CONFIG_NF_TABLES_BRIDGE"}); !m.empty()) {
+    if (ports) {
+      out.push_back(fail("kernel:bridge", m + src,
+                         "enable NF_TABLES_BRIDGE: sandboxes[].ports binds sandboxes with a "
+                         "table in the bridge family"));
+    } else {
+      out.push_back(pass("kernel:bridge",
+                         "not available (" + m + "); not needed without sandboxes[].ports" + src));
+    }
+  } else {
+    out.push_back(pass("kernel:bridge", "nftables bridge family available" + src));
+  }
 }
 
 // --- sysctls --------------------------------------------------------------
@@ -383,6 +399,66 @@ void interfaceFindings(const HostFacts& f, const ConfigSummary& cfg, std::vector
   }
 }
 
+bool portMatches(const std::string& pattern, const std::string& name) {
+  return pattern.ends_with('*') ? name.starts_with(pattern.substr(0, pattern.size() - 1))
+                                : name == pattern;
+}
+
+// sandboxes[].ports against the bridges' members: unbound sandboxes can have
+// their addresses taken by a neighbour, and a pattern that matches no port
+// may be a typo.
+void bindingFindings(const HostFacts& f, const ConfigSummary& cfg, std::vector<Finding>& out) {
+  std::vector<std::string> unbound;
+  std::vector<std::string> bound;
+  for (const auto& [name, ports] : cfg.sandbox_ports) {
+    (ports.empty() ? unbound : bound).push_back(name);
+  }
+  std::vector<std::string> members;
+  for (const InterfaceFacts& i : f.interfaces) {
+    members.insert(members.end(), i.bridge_ports.begin(), i.bridge_ports.end());
+  }
+  std::vector<std::string> idle_patterns;
+  std::vector<std::string> owned;
+  for (const auto& [name, ports] : cfg.sandbox_ports) {
+    for (const std::string& p : ports) {
+      std::vector<std::string> hits;
+      for (const std::string& m : members) {
+        if (portMatches(p, m)) {
+          hits.push_back(m);
+        }
+      }
+      if (hits.empty()) {
+        idle_patterns.push_back(name + ": " + p);
+      } else {
+        owned.push_back(name + ": " + join(hits));
+      }
+    }
+  }
+  std::vector<std::string> problems;
+  std::vector<std::string> fixes;
+  if (cfg.sandbox_ports.size() >= 2 && !unbound.empty()) {
+    problems.push_back("sandboxes without ports (" + join(unbound) +
+                       "): a machine on the same bridge can take their addresses (ARP / "
+                       "neighbour discovery) and be given their policy");
+    fixes.push_back("list each sandbox's bridge ports in sandboxes[].ports");
+  }
+  if (!idle_patterns.empty()) {
+    problems.push_back("ports matching no port of " + join(cfg.interfaces) +
+                       " now: " + join(idle_patterns, "; "));
+    fixes.push_back(
+        "fine while those machines are not running; otherwise check the names (ip "
+        "link show master BRIDGE)");
+  }
+  if (!problems.empty()) {
+    out.push_back(warn("binding", join(problems, "; "), join(fixes, "; ")));
+  } else if (bound.empty()) {
+    out.push_back(pass("binding", "one sandbox, no ports: nobody else's policy to borrow"));
+  } else {
+    out.push_back(
+        pass("binding", "every sandbox is bound to its ports (" + join(owned, "; ") + ")"));
+  }
+}
+
 void caFindings(const HostFacts& f, const ConfigSummary& cfg, std::vector<Finding>& out) {
   if (!f.ca) {
     return;
@@ -562,6 +638,7 @@ ConfigSummary summarize(const Config& config) {
     s.credentials.push_back(CredentialRef{name, cred.source.kind, cred.source.ref});
   }
   for (const Sandbox& sb : config.sandboxes) {
+    s.sandbox_ports.emplace_back(sb.name, sb.ports);
     s.has_udp = s.has_udp || !sb.udp.empty();
     s.needs_ca = s.needs_ca || sb.default_action == Action::Mitm;
     for (const Rule& r : sb.rules) {
@@ -588,6 +665,7 @@ const std::vector<KernelNeed>& kernelSymbols() {
       {"CONFIG_NETFILTER_XT_TARGET_NFQUEUE", "UDP admission (xt NFQUEUE fallback)"},
       {"CONFIG_NFT_REJECT", "refusing QUIC with ICMP"},
       {"CONFIG_NFT_REJECT_INET", "refusing QUIC with ICMP (inet family)"},
+      {"CONFIG_NF_TABLES_BRIDGE", "sandboxes[].ports (binding sandboxes to bridge ports)"},
   };
   return kSymbols;
 }
@@ -641,6 +719,7 @@ std::vector<Finding> evaluate(const HostFacts& f) {
   nftFindings(f, cfg, out);
   if (cfg != nullptr) {
     interfaceFindings(f, *cfg, out);
+    bindingFindings(f, *cfg, out);
     caFindings(f, *cfg, out);
     credentialFindings(f, out);
   }

@@ -50,6 +50,8 @@ struct ConfigSummary {
   std::string control;
   std::optional<std::string> user;
   std::vector<CredentialRef> credentials;
+  // Every sandbox by name with its sandboxes[].ports (empty: not bound).
+  std::vector<std::pair<std::string, std::vector<std::string>>> sandbox_ports;
 };
 ConfigSummary summarize(const Config& config);
 
@@ -59,9 +61,10 @@ struct InterfaceFacts {
   bool exists = false;
   bool up = false;
   bool is_bridge = false;
-  std::vector<std::string> ipv4;  // addresses, no prefix
-  std::vector<std::string> ipv6;  // global / ULA addresses (link-local left out)
-  std::optional<int> rp_filter;   // net.ipv4.conf.<name>.rp_filter
+  std::vector<std::string> ipv4;          // addresses, no prefix
+  std::vector<std::string> ipv6;          // global / ULA addresses (link-local left out)
+  std::optional<int> rp_filter;           // net.ipv4.conf.<name>.rp_filter
+  std::vector<std::string> bridge_ports;  // members of a bridge (/sys/class/net/<name>/brif)
 };
 
 // A base chain in some nftables table (hooked into the stack).

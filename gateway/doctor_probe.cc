@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -300,6 +301,14 @@ void probeInterfaces(HostFacts& f, const std::vector<std::string>& names) {
     i.name = name;
     i.exists = if_nametoindex(name.c_str()) != 0;
     i.is_bridge = exists("/sys/class/net/" + name + "/bridge");
+    if (i.is_bridge) {
+      std::error_code ec;
+      for (const auto& e :
+           std::filesystem::directory_iterator("/sys/class/net/" + name + "/brif", ec)) {
+        i.bridge_ports.push_back(e.path().filename().string());
+      }
+      std::sort(i.bridge_ports.begin(), i.bridge_ports.end());
+    }
     i.rp_filter = readInt("/proc/sys/net/ipv4/conf/" + name + "/rp_filter");
     for (ifaddrs* a = addrs.get(); a != nullptr; a = a->ifa_next) {
       if (a->ifa_name == nullptr || name != a->ifa_name) {

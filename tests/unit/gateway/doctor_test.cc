@@ -98,11 +98,11 @@ TEST(DoctorTest, HealthyHostPassesEverything) {
     EXPECT_EQ(x.status, Status::Pass) << x.id << ": " << x.detail;
     EXPECT_TRUE(x.fix.empty()) << x.id;
   }
-  for (const char* id :
-       {"privileges", "config", "kernel:nftables", "kernel:redirect", "kernel:tproxy",
-        "kernel:queue", "kernel:reject", "ip_forward", "ipv6_forwarding", "rp_filter",
-        "br_netfilter", "nft_tables", "nft_input_drop", "nft_early_nat", "interface:br0", "ca",
-        "daemon", "tollgate_table"}) {
+  for (const char* id : {"privileges",    "config",       "kernel:nftables", "kernel:redirect",
+                         "kernel:tproxy", "kernel:queue", "kernel:reject",   "kernel:bridge",
+                         "binding",       "ip_forward",   "ipv6_forwarding", "rp_filter",
+                         "br_netfilter",  "nft_tables",   "nft_input_drop",  "nft_early_nat",
+                         "interface:br0", "ca",           "daemon",          "tollgate_table"}) {
     EXPECT_NE(find(findings, id), nullptr) << id;
   }
   EXPECT_EQ(exitCode(findings, true), 0);
@@ -318,6 +318,35 @@ TEST(DoctorTest, Interfaces) {
   f.config = config("  ipv6: block\n");
   EXPECT_EQ(statusOf(f, "interface:br0"), Status::Pass);
   EXPECT_EQ(detailOf(f, "interface:br0"), "up, bridge, 10.77.0.1");
+}
+
+TEST(DoctorTest, Binding) {
+  HostFacts f = healthy();
+  f.kernel["CONFIG_NF_TABLES_BRIDGE"] = KernelSymbol{'n'};
+  EXPECT_EQ(statusOf(f, "kernel:bridge"), Status::Pass);  // not needed without ports
+  EXPECT_EQ(statusOf(f, "binding"), Status::Pass);        // one sandbox: nothing to borrow
+  f.interfaces[0].bridge_ports = {"tap-a0", "tap-b0", "tap-b1"};
+  // Two sandboxes, one unbound: its addresses can be taken.
+  f.config = config("", "  - name: b\n    sources: [10.78.0.0/24]\n    ports: [tap-b*]\n");
+  EXPECT_EQ(statusOf(f, "binding"), Status::Warn);
+  EXPECT_NE(detailOf(f, "binding").find("sandboxes without ports (a)"), std::string::npos)
+      << detailOf(f, "binding");
+  // Both bound: pass, naming who owns which port.
+  f.config = config("",
+                    "    ports: [tap-a0]\n  - name: b\n    sources: [10.78.0.0/24]\n"
+                    "    ports: [tap-b*]\n");
+  EXPECT_EQ(statusOf(f, "binding"), Status::Pass);
+  EXPECT_EQ(detailOf(f, "binding"),
+            "every sandbox is bound to its ports (a: tap-a0; b: tap-b0, tap-b1)");
+  EXPECT_EQ(statusOf(f, "kernel:bridge"), Status::Fail);
+  f.kernel["CONFIG_NF_TABLES_BRIDGE"] = KernelSymbol{'y'};
+  EXPECT_EQ(statusOf(f, "kernel:bridge"), Status::Pass);
+  // A pattern that matches no member is worth a look (typo, or a stopped VM).
+  f.config = config("",
+                    "    ports: [tap-x0]\n  - name: b\n    sources: [10.78.0.0/24]\n"
+                    "    ports: [tap-b*]\n");
+  EXPECT_EQ(statusOf(f, "binding"), Status::Warn);
+  EXPECT_NE(detailOf(f, "binding").find("a: tap-x0"), std::string::npos) << detailOf(f, "binding");
 }
 
 TEST(DoctorTest, CaNeededOnlyForMitm) {

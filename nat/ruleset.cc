@@ -1040,15 +1040,19 @@ Result<Ruleset> buildBindingRuleset(const std::vector<PortBinding>& bindings) {
                              .jump(port_chain)
                              .build("a port of sandbox " + b.sandbox));
     }
-    for (const Prefix& p : b.sources) {
-      if (!p.v6) {
-        rs.rules.push_back(RuleBuilder(port_chain)
-                               .saddrIn(NFPROTO_BRIDGE, p)
-                               .metaMarkSet(bindMark(i))
-                               .accept()
-                               .build("its own source; the mark tells table inet tollgate"));
+    // Its own sources of one family, marked for table inet tollgate.
+    auto ownSources = [&](bool v6) {
+      for (const Prefix& p : b.sources) {
+        if (p.v6 == v6) {
+          rs.rules.push_back(RuleBuilder(port_chain)
+                                 .saddrIn(NFPROTO_BRIDGE, p)
+                                 .metaMarkSet(bindMark(i))
+                                 .accept()
+                                 .build("its own source; the mark tells table inet tollgate"));
+        }
       }
-    }
+    };
+    ownSources(false);
     rs.rules.push_back(RuleBuilder(port_chain)
                            .saddrIn(NFPROTO_BRIDGE, unspecifiedV4())
                            .accept()
@@ -1067,15 +1071,7 @@ Result<Ruleset> buildBindingRuleset(const std::vector<PortBinding>& bindings) {
                            .ndNeighborAdvert()
                            .jump(nd_chain)
                            .build("neighbour advertisements: only for its own addresses"));
-    for (const Prefix& p : b.sources) {
-      if (p.v6) {
-        rs.rules.push_back(RuleBuilder(port_chain)
-                               .saddrIn(NFPROTO_BRIDGE, p)
-                               .metaMarkSet(bindMark(i))
-                               .accept()
-                               .build("its own source; the mark tells table inet tollgate"));
-      }
-    }
+    ownSources(true);
     rs.rules.push_back(RuleBuilder(port_chain)
                            .saddrIn(NFPROTO_BRIDGE, linkLocalV6())
                            .accept()

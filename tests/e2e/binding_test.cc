@@ -118,6 +118,12 @@ Outcome attack(Scenario& s, int attacker, harness::Process* udp_server) {
   return o;
 }
 
+void expectNothingThrough(const Outcome& o) {
+  EXPECT_FALSE(o.tcp4) << o.detail;
+  EXPECT_FALSE(o.tcp6) << o.detail;
+  EXPECT_FALSE(o.udp) << o.detail;
+}
+
 long counterOf(const Scenario& s, const std::string& family, const std::string& chain) {
   auto r = s.inHost({"nft", "list", "chain", family, "tollgate", chain});
   const std::string key = "counter packets ";
@@ -149,9 +155,7 @@ TEST(BindingTest, AddressTakeoverFromABoundPortGetsNothing) {
 
   takeOver(s, kUntrusted);
   Outcome o = attack(s, kUntrusted, udp.get());
-  EXPECT_FALSE(o.tcp4) << o.detail;
-  EXPECT_FALSE(o.tcp6) << o.detail;
-  EXPECT_FALSE(o.udp) << o.detail;
+  expectNothingThrough(o);
   // The host never learnt the attacker's MAC for the victim's addresses.
   for (const char* addr : {kVictim4, kVictim6}) {
     auto n = s.inHost({"ip", "neigh", "show", addr});
@@ -175,9 +179,7 @@ TEST(BindingTest, AnUnboundPortCannotUseABoundSandboxsAddresses) {
   const long from_drops = counterOf(s, "inet", "from_trusted");
   takeOver(s, kUnbound);
   Outcome o = attack(s, kUnbound, udp.get());
-  EXPECT_FALSE(o.tcp4) << o.detail;
-  EXPECT_FALSE(o.tcp6) << o.detail;
-  EXPECT_FALSE(o.udp) << o.detail;
+  expectNothingThrough(o);
   EXPECT_GT(counterOf(s, "inet", "from_trusted"), from_drops);
 }
 
@@ -205,9 +207,7 @@ TEST(BindingTest, WithoutPortsATakeoverBorrowsThePolicyUntilAReloadBindsThem) {
   // The binding drops before conntrack's verdicts count, so even the UDP
   // flow admitted before the reload carries nothing more.
   Outcome after = attack(s, kUntrusted, udp.get());
-  EXPECT_FALSE(after.tcp4) << after.detail;
-  EXPECT_FALSE(after.tcp6) << after.detail;
-  EXPECT_FALSE(after.udp) << after.detail;
+  expectNothingThrough(after);
   auto list = s.inHost({"nft", "list", "table", "bridge", "tollgate"});
   EXPECT_TRUE(has(list.out, "iifname \"sb1*\" counter")) << list.out;
 }
@@ -248,9 +248,7 @@ TEST(BindingTest, UnderTproxyNoLateralTrafficAndNoTakeover) {
   ASSERT_NE(real_udp, nullptr);
   takeOver(s, kUntrusted);
   Outcome o2 = attack(s, kUntrusted, real_udp.get());
-  EXPECT_FALSE(o2.tcp4) << o2.detail;
-  EXPECT_FALSE(o2.tcp6) << o2.detail;
-  EXPECT_FALSE(o2.udp) << o2.detail;
+  expectNothingThrough(o2);
 }
 
 }  // namespace

@@ -1403,6 +1403,22 @@ std::string_view actionName(Action action) {
   return "deny";
 }
 
+std::optional<std::string> unboundSandboxesWarning(const Config& c) {
+  std::string names;
+  for (const Sandbox& sb : c.sandboxes) {
+    if (sb.ports.empty()) {
+      names += (names.empty() ? "" : ", ") + sb.name;
+    }
+  }
+  if (c.sandboxes.size() < 2 || names.empty()) {
+    return std::nullopt;
+  }
+  return "sandboxes without ports (" + names +
+         "): a machine on the same bridge can take their addresses (answer ARP / neighbour "
+         "discovery for them) and be given their policy; list the bridge ports each sandbox's "
+         "machines attach through in sandboxes[].ports to bind them";
+}
+
 std::string PortRange::toString() const {
   if (lo == hi) {
     return std::to_string(lo);

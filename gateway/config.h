@@ -142,6 +142,11 @@ std::variant<Config, std::vector<ConfigError>> parseConfig(std::string_view yaml
 // error "FILE:0:0: cannot read: <strerror>".
 std::variant<Config, std::vector<ConfigError>> loadConfig(const std::string& path);
 
+// With several sandboxes, those without sandboxes[].ports can have their
+// addresses taken over on a shared bridge: what to tell the operator, or
+// nothing when every sandbox is bound (or there is only one).
+std::optional<std::string> unboundSandboxesWarning(const Config& config);
+
 // Every key the loader accepts, as dotted paths in document order of the
 // loader's tables: "gateway", "gateway.listen_port", "gateway.ca.cert",
 // "sandboxes[].rules[].hosts", "credentials.NAME.source.env", ... (maps whose

@@ -77,6 +77,9 @@ int checkConfig(const std::string& path) {
   for (const std::string& p : problems) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), p.c_str());
   }
+  if (auto w = tollgate::gateway::unboundSandboxesWarning(cfg)) {
+    std::fprintf(stderr, "%s: warning: %s\n", path.c_str(), w->c_str());
+  }
   if (!problems.empty()) {
     std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), problems.size());
     return kExitError;

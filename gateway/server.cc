@@ -274,28 +274,6 @@ std::vector<nat::PortBinding> portBindings(const Config& c) {
   return out;
 }
 
-// Without ports, nothing stops a machine on the same bridge from answering
-// ARP / neighbour discovery for a sandbox's address and using its policy.
-std::optional<std::string> unboundSandboxesWarning(const Config& c) {
-  std::vector<std::string> unbound;
-  for (const Sandbox& sb : c.sandboxes) {
-    if (sb.ports.empty()) {
-      unbound.push_back(sb.name);
-    }
-  }
-  if (c.sandboxes.size() < 2 || unbound.empty()) {
-    return std::nullopt;
-  }
-  std::string names;
-  for (const std::string& n : unbound) {
-    names += (names.empty() ? "" : ", ") + n;
-  }
-  return "sandboxes without ports (" + names +
-         "): a machine on the same bridge can take their addresses (answer ARP / neighbour "
-         "discovery for them) and be given their policy; list the bridge ports each sandbox's "
-         "machines attach through in sandboxes[].ports to bind them";
-}
-
 nat::CaptureSpec captureSpec(const Config& c) {
   const GatewayConfig& g = c.gateway;
   nat::CaptureSpec spec;

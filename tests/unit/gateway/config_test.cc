@@ -903,6 +903,17 @@ TEST(ParseConfigTest, PortsBindSandboxes) {
             "    ports: [tap-b0, tap-ba*]\n");
 }
 
+TEST(ParseConfigTest, UnboundSandboxesAreNamedOnlyWhenThereIsAPolicyToBorrow) {
+  EXPECT_FALSE(unboundSandboxesWarning(mustParse(kG + kS)));  // one sandbox
+  auto two = unboundSandboxesWarning(
+      mustParse(kG + kS + "    ports: [tap-a*]\n  - name: b\n    sources: [10.78.0.0/24]\n"));
+  ASSERT_TRUE(two);
+  EXPECT_NE(two->find("sandboxes without ports (b)"), std::string::npos) << *two;
+  EXPECT_FALSE(unboundSandboxesWarning(mustParse(kG + kS +
+                                                 "    ports: [tap-a*]\n  - name: b\n    sources: "
+                                                 "[10.78.0.0/24]\n    ports: [tap-b*]\n")));
+}
+
 TEST(ActionNameTest, Names) {
   EXPECT_EQ(actionName(Action::Passthrough), "passthrough");
   EXPECT_EQ(actionName(Action::Deny), "deny");

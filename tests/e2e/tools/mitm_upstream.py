@@ -50,14 +50,21 @@ def make_handler(record_path):
         def read_body(self):
             data = b""
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                # Hashed as it arrives: appending to one bytes object is
+                # quadratic, which made 20 MB in small chunks take minutes.
+                h = hashlib.sha256()
+                got = 0
                 while True:
                     size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                     if size == 0:
                         while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                             pass
                         break
-                    data += self.rfile.read(size)
+                    chunk = self.rfile.read(size)
+                    h.update(chunk)
+                    got += len(chunk)
                     self.rfile.readline()
+                return got, h.hexdigest()
             elif self.headers.get("Content-Length"):
                 n = int(self.headers["Content-Length"])
                 h = hashlib.sha256()

@@ -131,6 +131,18 @@ std::string renderMetrics(const MetricsSnapshot& s) {
     histogram(out, "tollgate_mitm_handshake_seconds", "side=\"upstream\"",
               s.stats->upstream_handshake);
   }
+  if (s.binding_drops) {
+    family(out, "tollgate_binding_drops_total", "counter",
+           "Packets and frames dropped by sandboxes[].ports, by sandbox and check (source: a "
+           "foreign source or ARP sender from its bridge port; neighbour: a neighbour "
+           "advertisement for a foreign address; routed_source: a foreign source from its routed "
+           "port; foreign_port: its source from a port not its own).");
+    for (const MetricsSnapshot::BindingDrop& d : *s.binding_drops) {
+      sample(out, "tollgate_binding_drops_total",
+             promLabels({{"sandbox", d.sandbox}, {"check", d.check}}),
+             static_cast<double>(d.packets));
+    }
+  }
   family(out, "tollgate_reloads_total", "counter", "Configuration reloads by result.");
   sample(out, "tollgate_reloads_total", "result=\"ok\"", static_cast<double>(s.reloads_ok));
   sample(out, "tollgate_reloads_total", "result=\"failed\"", static_cast<double>(s.reloads_failed));

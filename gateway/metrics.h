@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ca/ca.h"
 #include "gateway/counters.h"
@@ -25,6 +26,15 @@ struct MetricsSnapshot {
   };
   std::optional<UpstreamTlsStats> upstream_tls;  // when some rule is mitm
   const Stats* stats = nullptr;                  // labelled counters and histograms
+  // Drops by sandboxes[].ports since start, per sandbox and check
+  // ("source", "neighbour", "routed_source", "foreign_port"; see
+  // nat/binding_counters.h). Absent: no sandbox has or had ports.
+  struct BindingDrop {
+    std::string sandbox;
+    std::string check;
+    uint64_t packets = 0;
+  };
+  std::optional<std::vector<BindingDrop>> binding_drops = std::nullopt;
 };
 
 std::string renderMetrics(const MetricsSnapshot& s);

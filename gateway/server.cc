@@ -33,6 +33,7 @@
 #include "gateway/udp_admission.h"
 #include "gateway/worker.h"
 #include "mitm/upstream_tls.h"
+#include "nat/binding_counters.h"
 #include "nat/nat.h"
 #include "nat/policy_route.h"
 
@@ -40,6 +41,10 @@ namespace tollgate::gateway {
 namespace {
 
 constexpr std::chrono::milliseconds kDrainTimeout{5000};
+// How often the port binding's drop counters are read for the log: often
+// enough that an attempt shows while someone is looking, rarely enough that
+// a flood of them is one line per interval.
+constexpr std::chrono::seconds kBindingCheckInterval{10};
 
 struct LocalAddr {
   std::string ifname;
@@ -494,6 +499,10 @@ class Daemon {
     for (event* e : {term.get(), intr.get(), hup.get(), usr1.get()}) {
       event_add(e, nullptr);
     }
+    EventPtr binding_check(event_new(base, -1, EV_PERSIST, &Daemon::onBindingCheck, this));
+    const timeval every = toTimeval(
+        std::chrono::duration_cast<std::chrono::milliseconds>(kBindingCheckInterval).count());
+    event_add(binding_check.get(), &every);
     started_ = std::chrono::steady_clock::now();
     std::string where;
     for (const SockAddr& a : *addrs) {
@@ -648,6 +657,16 @@ class Daemon {
                       {"dns_refused", t.dns_refused}};
     }
     j["per_sandbox"] = per;
+    // Drops by sandboxes[].ports since start, per sandbox and check.
+    nlohmann::ordered_json binding = nlohmann::ordered_json::object();
+    for (const auto& [sandbox, counts] : binding_totals_.totals()) {
+      nlohmann::ordered_json checks;
+      for (nat::BindingCheck c : nat::kBindingChecks) {
+        checks[std::string(nat::bindingCheckName(c))] = counts[c];
+      }
+      binding[sandbox] = checks;
+    }
+    j["binding"] = binding;
     if (upstream_tls_) {
       auto st = upstream_tls_->stats();
       j["upstream_tls"] = {{"sessions_cached", st.sessions_cached}, {"resumed", st.resumed}};
@@ -683,6 +702,7 @@ class Daemon {
     std::string_view uri = evhttp_request_get_uri(req) ? evhttp_request_get_uri(req) : "";
     auto cmd = evhttp_request_get_command(req);
     if (uri == "/status" && cmd == EVHTTP_REQ_GET) {
+      (void)self->refreshBindingDrops();  // on failure: the totals of the last read
       reply(req, HTTP_OK, "OK", self->statusJson().dump(2) + "\n");
       return;
     }
@@ -718,6 +738,17 @@ class Daemon {
     snap.reloads_ok = self->reloads_ok_;
     snap.reloads_failed = self->reloads_failed_;
     snap.stats = self->stats_.get();
+    (void)self->refreshBindingDrops();  // on failure: the totals of the last read
+    nat::BindingDrops binding = self->binding_totals_.totals();
+    if (!binding.empty() || !portBindings(*self->config_).empty()) {
+      snap.binding_drops.emplace();
+      for (const auto& [sandbox, counts] : binding) {
+        for (nat::BindingCheck c : nat::kBindingChecks) {
+          snap.binding_drops->push_back(
+              {sandbox, std::string(nat::bindingCheckName(c)), counts[c]});
+        }
+      }
+    }
     std::string text = renderMetrics(snap);
     evbuffer* body = evbuffer_new();
     evbuffer_add(body, text.data(), text.size());
@@ -800,9 +831,16 @@ class Daemon {
     if (portBindings(**cfg) != portBindings(*config_)) {
       nat::CaptureSpec spec = captureSpec(**cfg);
       spec.queue_backend = queue_backend_enum_;
+      // The new tables count from zero: what the old ones counted is read
+      // right before and kept in the totals.
+      if (auto read = refreshBindingDrops(); !read) {
+        log::warn("port binding counters: {} (drops since the last read are not counted)",
+                  read.message());
+      }
       if (auto r = nat::installCapture(spec); !r) {
         return makeError(path_ + ": sandboxes[].ports: " + r.message());
       }
+      binding_totals_.tablesReplaced();
       log::info("port bindings replaced ({} sandboxes with ports)", spec.bindings.size());
       if (auto w = unboundSandboxesWarning(**cfg)) {
         log::warn("{}", *w);
@@ -812,6 +850,52 @@ class Daemon {
     config_digest_ = fileDigest(path_);
     runtime_.store(makeRuntime(config_, localAddresses(), *creds));
     return {};
+  }
+
+  // Reads the binding's drop counters into binding_totals_ (nothing to read
+  // while no sandbox has ports: no chains count).
+  Result<void> refreshBindingDrops() {
+    if (portBindings(*config_).empty()) {
+      return {};
+    }
+    auto now = nat::readBindingDrops();
+    if (!now) {
+      return now.error();
+    }
+    binding_totals_.observe(*now);
+    return {};
+  }
+
+  // Every kBindingCheckInterval: one warning line naming each sandbox and
+  // check whose drops grew since the last check, so a takeover or spoofing
+  // attempt shows in the log (the counts are in metrics and status).
+  void checkBindingDrops() {
+    if (auto r = refreshBindingDrops(); !r) {
+      if (r.message() != binding_read_error_) {  // once per distinct failure, not every interval
+        log::warn("port binding counters: {} (drops are not reported until this is fixed)",
+                  r.message());
+        binding_read_error_ = r.message();
+      }
+      return;
+    }
+    if (!binding_read_error_.empty()) {
+      log::info("port binding counters: readable again");
+      binding_read_error_.clear();
+    }
+    nat::BindingDrops totals = binding_totals_.totals();
+    auto increases = nat::bindingDropIncreases(binding_logged_, totals);
+    if (!increases.empty()) {
+      log::warn(
+          "port binding dropped in the last {} s: {} (traffic from a sandbox's port with "
+          "addresses that are not its own, or its addresses from another port: an address "
+          "takeover or spoofing attempt)",
+          kBindingCheckInterval.count(), nat::describeIncreases(increases));
+    }
+    binding_logged_ = std::move(totals);
+  }
+
+  static void onBindingCheck(evutil_socket_t, short, void* arg) {
+    static_cast<Daemon*>(arg)->checkBindingDrops();
   }
 
   static void onStopSignal(evutil_socket_t, short, void* arg) {
@@ -851,6 +935,12 @@ class Daemon {
   std::string config_digest_;
   EvHttpPtr control_;
   std::unique_ptr<UdpAdmission> udp_admission_;  // lives on main_base_
+  // sandboxes[].ports drops: totals since start (across table replacements),
+  // the totals the last periodic check logged, and the read failure it last
+  // logged ("" while reads work).
+  nat::BindingDropTotals binding_totals_;
+  nat::BindingDrops binding_logged_;
+  std::string binding_read_error_;
 };
 
 }  // namespace

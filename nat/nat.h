@@ -1,6 +1,7 @@
 // nat: tollgate's nftables table (capture / fail-closed block) and the
-// original destination of redirected sockets. The only header the gateway
-// includes from this module.
+// original destination of redirected sockets. The gateway's main header from
+// this module (policy_route.h: TPROXY routing; binding_counters.h: what the
+// port binding dropped).
 //
 // Every call acts on the network namespace of the *calling thread* (netlink
 // sockets are opened per call), which is what lets tests drive it from a

@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <type_traits>
 
 #include "base/unique.h"
@@ -489,6 +490,64 @@ Result<std::vector<uint8_t>> encodeGetTable(uint32_t seq, uint32_t family) {
   return buf;
 }
 
+Result<std::vector<uint8_t>> encodeGetRules(uint32_t seq, uint32_t family) {
+  NftRule r(nftnl_rule_alloc());
+  if (!r) {
+    return oom("rule dump request");
+  }
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, kTableName);
+  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, family);
+  std::vector<uint8_t> buf(MNL_SOCKET_BUFFER_SIZE, 0);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(reinterpret_cast<char*>(buf.data()), NFT_MSG_GETRULE,
+                                        static_cast<uint16_t>(family), NLM_F_DUMP, seq);
+  nftnl_rule_nlmsg_build_payload(nlh, r.get());
+  buf.resize(nlh->nlmsg_len);
+  return buf;
+}
+
+namespace {
+
+using NftExprIter = CPtr<nftnl_expr_iter, nftnl_expr_iter_destroy>;
+
+Result<DumpedRule> decodeRule(const nlmsghdr* nlh) {
+  NftRule r(nftnl_rule_alloc());
+  if (!r) {
+    return oom("a dumped rule");
+  }
+  if (nftnl_rule_nlmsg_parse(nlh, r.get()) < 0) {
+    return makeError("netlink: malformed rule in the kernel's dump");
+  }
+  DumpedRule out;
+  out.family = nftnl_rule_get_u32(r.get(), NFTNL_RULE_FAMILY);
+  if (const char* t = nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) {
+    out.table = t;
+  }
+  if (const char* c = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN)) {
+    out.chain = c;
+  }
+  NftExprIter it(nftnl_expr_iter_create(r.get()));
+  if (!it) {
+    return oom("a rule's expression iterator");
+  }
+  for (nftnl_expr* e = nftnl_expr_iter_next(it.get()); e != nullptr;
+       e = nftnl_expr_iter_next(it.get())) {
+    const char* name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+    if (name == nullptr) {
+      continue;
+    }
+    const std::string_view kind(name);
+    if (kind == "counter" && !out.packets && nftnl_expr_is_set(e, NFTNL_EXPR_CTR_PACKETS)) {
+      out.packets = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+    } else if (kind == "immediate" && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT) &&
+               nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_DREG) == NFT_REG_VERDICT) {
+      out.drops = static_cast<int32_t>(nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT)) == NF_DROP;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<Reply>> parseReplies(std::span<const uint8_t> datagram) {
   std::vector<Reply> out;
   if (datagram.size() > static_cast<size_t>(INT32_MAX)) {
@@ -500,6 +559,14 @@ Result<std::vector<Reply>> parseReplies(std::span<const uint8_t> datagram) {
     Reply r;
     r.type = nlh->nlmsg_type;
     r.seq = nlh->nlmsg_seq;
+    r.flags = nlh->nlmsg_flags;
+    if (nlh->nlmsg_type == nftMessageType(NFT_MSG_NEWRULE)) {
+      auto rule = decodeRule(nlh);
+      if (!rule) {
+        return rule.error();
+      }
+      r.rule = std::move(*rule);
+    }
     if (nlh->nlmsg_type == NLMSG_ERROR) {
       if (mnl_nlmsg_get_payload_len(nlh) < sizeof(nlmsgerr)) {
         return makeError("netlink: truncated error message");

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,17 +30,35 @@ Result<EncodedBatch> encodeBatch(const std::vector<Message>& messages, uint32_t 
 // A single NFT_MSG_GETTABLE request for `<family> tollgate` with NLM_F_ACK.
 Result<std::vector<uint8_t>> encodeGetTable(uint32_t seq, uint32_t family = kFamilyInet);
 
+// A NFT_MSG_GETRULE dump request for every rule of table `<family>
+// tollgate` (the kernel filters by table; answers end with NLMSG_DONE).
+Result<std::vector<uint8_t>> encodeGetRules(uint32_t seq, uint32_t family);
+
+// What a rule dump tells about one rule, as much as the binding counters
+// need: where it is, its counter (the first counter expression's packets)
+// and whether its verdict is drop.
+struct DumpedRule {
+  uint32_t family = 0;
+  std::string table;
+  std::string chain;
+  std::optional<uint64_t> packets;  // absent: no counter expression
+  bool drops = false;               // an `immediate` drop verdict
+  bool operator==(const DumpedRule&) const = default;
+};
+
 // One netlink message from the kernel.
 struct Reply {
   uint16_t type = 0;  // nlmsg_type (NLMSG_ERROR for acks and errors)
   uint32_t seq = 0;
   int error = 0;       // for NLMSG_ERROR: 0 = ACK, otherwise a positive errno
   std::string detail;  // extended-ACK message (NLMSGERR_ATTR_MSG), if any
+  uint16_t flags = 0;  // nlmsg_flags (NLM_F_DUMP_INTR: a dump raced a change)
+  std::optional<DumpedRule> rule = std::nullopt;  // for NFT_MSG_NEWRULE (dump answers)
 };
 
 // Splits one received datagram into messages. `datagram` must be suitably
 // aligned for struct nlmsghdr (any heap buffer is). Fails on a truncated
-// message or a malformed error payload.
+// message, a malformed error payload or a rule libnftnl cannot parse.
 Result<std::vector<Reply>> parseReplies(std::span<const uint8_t> datagram);
 
 // nlmsg_type of an nf_tables message (NFNL_SUBSYS_NFTABLES << 8 | msg).

@@ -11,6 +11,10 @@
 // which is the limit the README states and what keeps these probes honest.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -210,6 +214,138 @@ TEST(BindingTest, WithoutPortsATakeoverBorrowsThePolicyUntilAReloadBindsThem) {
   expectNothingThrough(after);
   auto list = s.inHost({"nft", "list", "table", "bridge", "tollgate"});
   EXPECT_TRUE(has(list.out, "iifname \"sb1*\" counter")) << list.out;
+}
+
+constexpr const char* kMetricsAddr = "127.0.0.1:19465";
+constexpr const char* kDropsLogged = "port binding dropped in the last 10 s: ";
+
+std::string metricsText(const Scenario& s) {
+  auto m = s.inHost(
+      {"curl", "-sS", "--max-time", "5", std::string("http://") + kMetricsAddr + "/metrics"});
+  EXPECT_EQ(m.exit_code, 0) << m.err;
+  return m.out;
+}
+
+// tollgate_binding_drops_total{sandbox=SANDBOX,check=CHECK}, -1 when absent.
+long dropsMetric(const std::string& text, const std::string& sandbox, const std::string& check) {
+  const std::string series =
+      "\ntollgate_binding_drops_total{sandbox=\"" + sandbox + "\",check=\"" + check + "\"} ";
+  size_t at = text.find(series);
+  return at == std::string::npos ? -1L : std::stol(text.substr(at + series.size()));
+}
+
+nlohmann::json status(const Scenario& s) {
+  auto st = harness::runCommand(
+      "", {TOLLGATE_BINARY, "status", "--control", s.tmpDir() + "/control.sock"}, 10s);
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  return nlohmann::json::parse(st.out, nullptr, false);
+}
+
+// The drops the warning lines reported, summed per "sandbox check".
+std::map<std::string, long> loggedDrops(const std::string& log) {
+  static const std::regex kEntry(R"(([A-Za-z0-9_.-]+: )?([a-z_]+) \+(\d+))");
+  std::map<std::string, long> out;
+  std::istringstream lines(log);
+  std::string line;
+  while (std::getline(lines, line)) {
+    size_t at = line.find(kDropsLogged);
+    if (at == std::string::npos) {
+      continue;
+    }
+    std::string list = line.substr(at + std::string(kDropsLogged).size());
+    list = list.substr(0, list.find(" ("));
+    std::string sandbox;
+    for (std::sregex_iterator it(list.begin(), list.end(), kEntry), end; it != end; ++it) {
+      if ((*it)[1].matched) {
+        sandbox = (*it)[1].str().substr(0, (*it)[1].length() - 2);
+      }
+      out[sandbox + " " + (*it)[2].str()] += std::stol((*it)[3].str());
+    }
+  }
+  return out;
+}
+
+// Every attempt is dropped and shows: per sandbox and check in the metrics
+// and `tollgate status`, and in a warning line at the next periodic check;
+// the totals survive a reload that replaces the tables (and their counters).
+TEST(BindingTest, TakeoverAttemptsShowInMetricsStatusAndTheLog) {
+  Scenario::Options o = options("");
+  o.extra_gateway_yaml = std::string("  metrics: ") + kMetricsAddr + "\n";
+  Scenario s(o);
+  auto udp = serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353"});
+  ASSERT_NE(udp, nullptr);
+  std::string before = metricsText(s);
+  for (const char* sandbox : {"untrusted", "trusted"}) {
+    for (const char* check : {"source", "neighbour", "routed_source", "foreign_port"}) {
+      EXPECT_EQ(dropsMetric(before, sandbox, check), 0) << sandbox << " " << check << "\n"
+                                                        << before;
+    }
+  }
+  EXPECT_EQ(dropsMetric(before, "agents", "source"), -1) << "agents has no ports";
+
+  takeOver(s, kUntrusted);
+  expectNothingThrough(attack(s, kUntrusted, udp.get()));
+  // A machine on an unbound port using trusted's address.
+  auto spoofed = s.inSandbox(netprobe({"spoof-udp", kVictim4, kRealV4, "5353"}), 5s, kUnbound);
+  ASSERT_TRUE(has(spoofed.out, "sent")) << spoofed.out << spoofed.err;
+
+  // The metrics show the kernel's counters: between two reads of them.
+  const long port_low = counterOf(s, "bridge", "port_untrusted");
+  const long nd_low = counterOf(s, "bridge", "nd_untrusted");
+  const long from_low = counterOf(s, "inet", "from_trusted");
+  std::string after = metricsText(s);
+  const long source = dropsMetric(after, "untrusted", "source");
+  const long neighbour = dropsMetric(after, "untrusted", "neighbour");
+  const long foreign = dropsMetric(after, "trusted", "foreign_port");
+  EXPECT_GT(port_low, 0);
+  EXPECT_GT(nd_low, 0);
+  EXPECT_GT(from_low, 0);
+  EXPECT_GE(source, port_low) << after;
+  EXPECT_LE(source, counterOf(s, "bridge", "port_untrusted")) << after;
+  EXPECT_GE(neighbour, nd_low) << after;
+  EXPECT_LE(neighbour, counterOf(s, "bridge", "nd_untrusted")) << after;
+  EXPECT_GE(foreign, from_low) << after;
+  EXPECT_LE(foreign, counterOf(s, "inet", "from_trusted")) << after;
+  EXPECT_EQ(dropsMetric(after, "trusted", "source"), 0) << "the victim's port sent nothing foreign";
+
+  nlohmann::json st = status(s);
+  ASSERT_TRUE(st.contains("binding")) << st.dump(2);
+  EXPECT_GE(st["binding"]["untrusted"]["source"].get<long>(), source) << st.dump(2);
+  EXPECT_GE(st["binding"]["untrusted"]["neighbour"].get<long>(), neighbour) << st.dump(2);
+  EXPECT_GE(st["binding"]["trusted"]["foreign_port"].get<long>(), foreign) << st.dump(2);
+  EXPECT_EQ(st["binding"]["trusted"]["routed_source"], 0) << st.dump(2);
+  EXPECT_FALSE(st["binding"].contains("agents")) << st.dump(2);
+
+  // The periodic check (every 10 s) names each sandbox and check that grew.
+  std::map<std::string, long> logged;
+  for (int i = 0; i < 120; ++i) {
+    logged = loggedDrops(s.gatewayStderr());
+    if (logged["untrusted source"] >= port_low && logged["untrusted neighbour"] >= nd_low &&
+        logged["trusted foreign_port"] >= from_low) {
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_GE(logged["untrusted source"], port_low) << s.gatewayStderr();
+  EXPECT_GE(logged["untrusted neighbour"], nd_low) << s.gatewayStderr();
+  EXPECT_GE(logged["trusted foreign_port"], from_low) << s.gatewayStderr();
+  EXPECT_EQ(logged.count("trusted source"), 0u) << s.gatewayStderr();
+  EXPECT_EQ(logged.count("agents source"), 0u) << s.gatewayStderr();
+
+  // A reload that changes trusted's ports replaces both tables, whose
+  // counters start again from zero; the totals carry on.
+  const long source_before_reload = dropsMetric(metricsText(s), "untrusted", "source");
+  ASSERT_EQ(s.inHost({"sed", "-i", "s/\"sb1\\*\"/sb1/", s.configPath()}).exit_code, 0);
+  auto rl = harness::runCommand(
+      "", {TOLLGATE_BINARY, "reload", "--control", s.tmpDir() + "/control.sock"}, 10s);
+  ASSERT_EQ(rl.exit_code, 0) << rl.out << rl.err << s.gatewayStderr();
+  ASSERT_TRUE(has(s.gatewayStderr(), "port bindings replaced (2 sandboxes with ports)"))
+      << s.gatewayStderr();
+  EXPECT_LT(counterOf(s, "bridge", "port_untrusted"), port_low) << "the tables were not replaced";
+  std::string reloaded = metricsText(s);
+  EXPECT_GE(dropsMetric(reloaded, "untrusted", "source"), source_before_reload) << reloaded;
+  EXPECT_GE(dropsMetric(reloaded, "trusted", "foreign_port"), foreign) << reloaded;
+  EXPECT_GE(status(s)["binding"]["untrusted"]["neighbour"].get<long>(), neighbour);
 }
 
 // `capture: tproxy` needs br_netfilter off, so bridged traffic never meets

@@ -75,5 +75,35 @@ TEST(MetricsTest, LabelledCountersAndHistogramsFollowTheExpositionFormat) {
   }
 }
 
+TEST(MetricsTest, BindingDropsAreOneCounterFamilyBySandboxAndCheck) {
+  Counters c;
+  MetricsSnapshot s{&c, std::nullopt, 0, 0, 0, std::nullopt};
+  EXPECT_EQ(renderMetrics(s).find("tollgate_binding_drops_total"), std::string::npos)
+      << "no family without ports";
+  s.binding_drops = std::vector<MetricsSnapshot::BindingDrop>{{"untrusted", "source", 12},
+                                                              {"untrusted", "neighbour", 0},
+                                                              {"ci.build-2", "foreign_port", 3}};
+  std::string text = renderMetrics(s);
+  EXPECT_NE(text.find("# TYPE tollgate_binding_drops_total counter\n"), std::string::npos) << text;
+  EXPECT_NE(
+      text.find("\ntollgate_binding_drops_total{sandbox=\"untrusted\",check=\"source\"} 12\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("tollgate_binding_drops_total{sandbox=\"untrusted\",check=\"neighbour\"} 0\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("tollgate_binding_drops_total{sandbox=\"ci.build-2\",check=\"foreign_port\"} 3\n"),
+      std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("# TYPE tollgate_binding_drops_total"),
+            text.rfind("# TYPE tollgate_binding_drops_total"));
+  // Declared as soon as sandboxes have ports, before the first read.
+  s.binding_drops = std::vector<MetricsSnapshot::BindingDrop>{};
+  EXPECT_NE(renderMetrics(s).find("# TYPE tollgate_binding_drops_total counter\n"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace tollgate::gateway

@@ -216,7 +216,9 @@ Result<NftExpr> makeExpr(const Expr& e) {
             // NFTA_REJECT_ICMP_CODE attribute is one byte): set each at its
             // own width.
             nftnl_expr_set_u32(x.get(), NFTNL_EXPR_REJECT_TYPE, v.type);
-            nftnl_expr_set_u8(x.get(), NFTNL_EXPR_REJECT_CODE, v.code);
+            if (v.type != NFT_REJECT_TCP_RST) {  // a reset has no code; nft sends none
+              nftnl_expr_set_u8(x.get(), NFTNL_EXPR_REJECT_CODE, v.code);
+            }
           }
         } else if constexpr (std::is_same_v<T, expr::CtSet>) {
           if ((x = alloc("ct"))) {

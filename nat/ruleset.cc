@@ -391,6 +391,13 @@ class RuleBuilder {
     return word("reject");
   }
 
+  // `reject with tcp reset` (after a `meta l4proto tcp` match, as nft
+  // requires): the peer's connect() fails at once.
+  RuleBuilder& rejectTcpReset() {
+    add(expr::Reject{NFT_REJECT_TCP_RST, 0});
+    return word("reject with tcp reset");
+  }
+
   // Ends the rule; the builder is empty afterwards.
   Rule build(std::string comment) {
     rule_.comment = std::move(comment);
@@ -799,6 +806,17 @@ Result<Ruleset> buildCaptureRuleset(const CaptureSpec& spec, QueueBackend backen
   rs.rules.push_back(ndAccept("input"));
   // QUIC aimed at the gateway's own addresses.
   rs.rules.push_back(quicReject("input"));
+  // TCP aimed at the host itself that was not redirected (a sandbox dialling
+  // the listener's own address and port: redirecting to where it already goes
+  // is no DNAT) or not admitted: a reset, so the client fails at once instead
+  // of waiting for its connect timeout. Resets for every port alike reveal
+  // nothing about what listens.
+  rs.rules.push_back(RuleBuilder("input")
+                         .iifnameIn(kIfaceSet, kIfaceSetId)
+                         .l4protoTcp()
+                         .counter()
+                         .rejectTcpReset()
+                         .build("sandbox TCP to the host's own services: reset at once"));
   rs.rules.push_back(RuleBuilder("input")
                          .iifnameIn(kIfaceSet, kIfaceSetId)
                          .counter()

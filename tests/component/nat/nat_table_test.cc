@@ -301,6 +301,7 @@ TEST_F(NatTableTest, DnsCaptureAddsRedirectsAndAcceptsInTheSameTable) {
                           "iifname @sandbox_ifaces ct status dnat tcp dport 15053 counter accept",
                           "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
                           "iifname @sandbox_ifaces udp dport 443 counter reject",
+                          "iifname @sandbox_ifaces meta l4proto tcp counter reject with tcp reset",
                           "iifname @sandbox_ifaces counter drop"));
   for (const auto& [name, chain] : t.chains) {
     for (const std::string& comment : chain.comments) {
@@ -394,10 +395,12 @@ TEST_F(NatTableTest, QuicRefusalIsWhatNftInstallsForRejectIcmpxPortUnreachable) 
   ListedTable t = listed();
   const auto& in = t.chains["input"].rules;
   const auto& fwd = t.chains["forward"].rules;
-  ASSERT_GE(in.size(), 2u);
-  EXPECT_EQ(in[in.size() - 2], quic);
+  ASSERT_GE(in.size(), 3u);
+  EXPECT_EQ(in[in.size() - 3], quic);
+  EXPECT_EQ(in[in.size() - 2],
+            "iifname @sandbox_ifaces meta l4proto tcp counter reject with tcp reset");
   EXPECT_EQ(in.back(), "iifname @sandbox_ifaces counter drop");
-  EXPECT_EQ(t.chains["input"].comments[in.size() - 2], comment);
+  EXPECT_EQ(t.chains["input"].comments[in.size() - 3], comment);
   ASSERT_GE(fwd.size(), 3u);
   EXPECT_EQ(fwd.front(), quic);
   EXPECT_EQ(fwd[fwd.size() - 2], "iifname @sandbox_ifaces counter drop");
@@ -437,6 +440,26 @@ TEST_F(NatTableTest, QuicRefusalIsWhatNftInstallsForRejectIcmpxPortUnreachable) 
   auto forward = kernelRuleExprs(ns_, "tollgate", "forward");
   ASSERT_EQ(forward.size(), fwd.size());
   EXPECT_EQ(forward[0], want[0]);
+  auto input = kernelRuleExprs(ns_, "tollgate", "input");
+  ASSERT_GE(input.size(), 3u);
+  EXPECT_EQ(input[input.size() - 3], want[0]);
+}
+
+// Sandbox TCP to the host that was not redirected (e.g. dialled straight at
+// the listener's address and port) gets a reset, byte for byte what nft
+// installs for `reject with tcp reset`.
+TEST_F(NatTableTest, HostTcpResetIsWhatNftInstalls) {
+  ASSERT_TRUE(install(spec({"tgsb0"})).ok());
+  auto ref = ns_.exec(
+      "nft add table inet natrst_ref && "
+      "nft add set inet natrst_ref sandbox_ifaces { type ifname\\; } && "
+      "nft add chain inet natrst_ref c && "
+      "nft add rule inet natrst_ref c iifname @sandbox_ifaces meta l4proto tcp counter "
+      "reject with tcp reset");
+  ASSERT_EQ(ref.status, 0) << ref.out;
+  auto want = kernelRuleExprs(ns_, "natrst_ref", "c");
+  ASSERT_EQ(want.size(), 1u);
+  EXPECT_THAT(want[0], ::testing::Contains(::testing::HasSubstr("reject type 1")));
   auto input = kernelRuleExprs(ns_, "tollgate", "input");
   ASSERT_GE(input.size(), 2u);
   EXPECT_EQ(input[input.size() - 2], want[0]);

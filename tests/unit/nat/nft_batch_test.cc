@@ -169,13 +169,13 @@ TEST(EncodeBatch, AddsThenDeletesThenCreatesTheTable) {
   const uint16_t kNewElem = nftMessageType(NFT_MSG_NEWSETELEM);
   const uint16_t kNewChain = nftMessageType(NFT_MSG_NEWCHAIN);
   const uint16_t kNewRule = nftMessageType(NFT_MSG_NEWRULE);
-  EXPECT_THAT(types,
-              ElementsAre(NFNL_MSG_BATCH_BEGIN, kNewTable, nftMessageType(NFT_MSG_DELTABLE),
-                          kNewTable, kNewSet, kNewElem, kNewSet, kNewElem, kNewChain, kNewChain,
-                          kNewChain, kNewChain, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
-                          kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
-                          kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
-                          kNewRule, kNewRule, NFNL_MSG_BATCH_END));
+  EXPECT_THAT(
+      types,
+      ElementsAre(NFNL_MSG_BATCH_BEGIN, kNewTable, nftMessageType(NFT_MSG_DELTABLE), kNewTable,
+                  kNewSet, kNewElem, kNewSet, kNewElem, kNewChain, kNewChain, kNewChain, kNewChain,
+                  kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
+                  kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule,
+                  kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, kNewRule, NFNL_MSG_BATCH_END));
   // The first NEWTABLE must not fail on an existing table; the second must
   // not silently merge into one.
   EXPECT_EQ(msgs[1].flags & NLM_F_EXCL, 0);
@@ -247,7 +247,7 @@ TEST(EncodeBatch, CaptureRulesMatchNftEncoding) {
   auto batch = encodeBatch(capturePlan(true), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 21u);
+  ASSERT_EQ(rules.size(), 22u);
   // iifname @sandbox_ifaces meta l4proto tcp counter redirect to :15001
   EXPECT_THAT(rules[0], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "meta load l4proto => reg 1", "cmp eq reg 1 0x00000006",
@@ -281,48 +281,54 @@ TEST(EncodeBatch, CaptureRulesMatchNftEncoding) {
                                     "payload load 2b @ transport header + 2 => reg 1",
                                     "cmp eq reg 1 0x0000bb01", "counter pkts 0 bytes 0",
                                     "reject type 2 code 1"));
-  // iifname @sandbox_ifaces counter drop
+  // iifname @sandbox_ifaces meta l4proto tcp counter reject with tcp reset
   EXPECT_THAT(rules[5], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                                    "meta load l4proto => reg 1", "cmp eq reg 1 0x00000006",
+                                    "counter pkts 0 bytes 0", "reject type 1 code 0"));
+  // iifname @sandbox_ifaces counter drop
+  EXPECT_THAT(rules[6], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "counter pkts 0 bytes 0", "immediate reg 0 drop"));
-  EXPECT_EQ(rules[6], rules[4]);   // forward: the same refusal...
-  EXPECT_EQ(rules[17], rules[5]);  // ...the same final drop
+  EXPECT_EQ(rules[7], rules[4]);   // forward: the same refusal...
+  EXPECT_EQ(rules[18], rules[6]);  // ...the same final drop
   // iifname @sandbox_ifaces meta mark 0x74670001 ct mark set 0x74670001 counter accept
-  EXPECT_THAT(rules[7], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+  EXPECT_THAT(rules[8], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "meta load mark => reg 1", "cmp eq reg 1 0x74670001",
                                     "immediate reg 1 0x74670001", "ct set mark with reg 1",
                                     "counter pkts 0 bytes 0", "immediate reg 0 accept"));
   // iifname @sandbox_ifaces icmp type echo-request ip length > 92 counter drop
-  EXPECT_THAT(rules[9], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
-                                    "meta load nfproto => reg 1", "cmp eq reg 1 0x00000002",
-                                    "meta load l4proto => reg 1", "cmp eq reg 1 0x00000001",
-                                    "payload load 1b @ transport header + 0 => reg 1",
-                                    "cmp eq reg 1 0x00000008",
-                                    "payload load 2b @ network header + 2 => reg 1",
-                                    "cmp gt reg 1 0x00005c00", "counter pkts 0 bytes 0",
-                                    "immediate reg 0 drop"));
+  EXPECT_THAT(
+      rules[10],
+      ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                  "meta load nfproto => reg 1", "cmp eq reg 1 0x00000002",
+                  "meta load l4proto => reg 1", "cmp eq reg 1 0x00000001",
+                  "payload load 1b @ transport header + 0 => reg 1", "cmp eq reg 1 0x00000008",
+                  "payload load 2b @ network header + 2 => reg 1", "cmp gt reg 1 0x00005c00",
+                  "counter pkts 0 bytes 0", "immediate reg 0 drop"));
   // ... icmp type echo-request limit rate over 20/second counter drop
-  EXPECT_THAT(rules[10], ::testing::Contains("limit rate 20/second burst 5 type packets flags 0x1"));
+  EXPECT_THAT(rules[11],
+              ::testing::Contains("limit rate 20/second burst 5 type packets flags 0x1"));
   // iifname @sandbox_ifaces ct mark 0x74670001 counter accept
-  EXPECT_THAT(rules[13], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
-                                     "ct load mark => reg 1", "cmp eq reg 1 0x74670001",
-                                     "counter pkts 0 bytes 0", "immediate reg 0 accept"));
+  EXPECT_THAT(rules[14],
+              ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                          "ct load mark => reg 1", "cmp eq reg 1 0x74670001",
+                          "counter pkts 0 bytes 0", "immediate reg 0 accept"));
   // iifname @sandbox_ifaces meta l4proto udp ct state new counter queue num 7467
   // (native backend; `nft --debug=netlink` prints "[ queue num 7467 ]" for
   // it even on a kernel that then refuses it)
-  EXPECT_THAT(rules[14], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
-                                     "meta load l4proto => reg 1", "cmp eq reg 1 0x00000011",
-                                     "ct load state => reg 1",
-                                     "bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000",
-                                     "cmp neq reg 1 0x00000000", "counter pkts 0 bytes 0",
-                                     "queue num 7467"));
+  EXPECT_THAT(
+      rules[15],
+      ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                  "meta load l4proto => reg 1", "cmp eq reg 1 0x00000011", "ct load state => reg 1",
+                  "bitwise reg 1 = ( reg 1 & 0x00000008 ) ^ 0x00000000", "cmp neq reg 1 0x00000000",
+                  "counter pkts 0 bytes 0", "queue num 7467"));
   // prerouting_filter: iifname @sandbox_ifaces fib saddr . iif oif missing counter drop
-  EXPECT_THAT(rules[20], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
-                                     "fib saddr . iif oif present => reg 1",
-                                     "cmp eq reg 1 0x00000000", "counter pkts 0 bytes 0",
-                                     "immediate reg 0 drop"));
+  EXPECT_THAT(rules[21],
+              ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
+                          "fib saddr . iif oif present => reg 1", "cmp eq reg 1 0x00000000",
+                          "counter pkts 0 bytes 0", "immediate reg 0 drop"));
   // oifname @sandbox_ifaces ct state & (established|related) == 0 counter drop
   EXPECT_THAT(
-      rules[18],
+      rules[19],
       ElementsAre("meta load oifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                   "ct load state => reg 1", "bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000",
                   "cmp eq reg 1 0x00000000", "counter pkts 0 bytes 0", "immediate reg 0 drop"));
@@ -332,7 +338,7 @@ TEST(EncodeBatch, Ipv6BlockRulesMatchNftEncoding) {
   auto batch = encodeBatch(capturePlan(false), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 19u);
+  ASSERT_EQ(rules.size(), 20u);
   // iifname @sandbox_ifaces meta nfproto ipv6 counter drop
   EXPECT_THAT(rules[1], ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
                                     "meta load nfproto => reg 1", "cmp eq reg 1 0x0000000a",
@@ -353,7 +359,7 @@ TEST(EncodeBatch, DnsCaptureRulesMatchNftEncoding) {
   auto batch = encodeBatch(planReplace(*rs), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 25u);
+  ASSERT_EQ(rules.size(), 26u);
   // iifname @sandbox_ifaces udp dport 53 counter redirect to :15053
   EXPECT_THAT(rules[0],
               ElementsAre("meta load iifname => reg 1", "lookup reg 1 set sandbox_ifaces",
@@ -394,7 +400,8 @@ TEST(EncodeBatch, DnsCaptureRulesMatchNftEncoding) {
 // The reject expression on the wire, attribute by attribute: NFTA_REJECT_TYPE
 // is a big-endian u32, NFTA_REJECT_ICMP_CODE a single byte (the kernel's
 // policy is NLA_U8). nft sends exactly these for `reject with icmpx type
-// port-unreachable` in the inet family.
+// port-unreachable` in the inet family, and the type alone for `reject with
+// tcp reset`.
 TEST(EncodeBatch, QuicRejectIsIcmpxPortUnreachableOnTheWire) {
   auto plan = capturePlan(true);
   auto batch = encodeBatch(plan, 1);
@@ -410,50 +417,62 @@ TEST(EncodeBatch, QuicRejectIsIcmpxPortUnreachableOnTheWire) {
     const auto* first =
         static_cast<const char*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
     const auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
-    forEachAttr(reinterpret_cast<const nlattr*>(first), static_cast<int>(tail - first),
-                [&](const nlattr* a) {
-                  if (mnl_attr_get_type(a) != NFTA_RULE_EXPRESSIONS) {
-                    return;
-                  }
-                  forEachNested(a, [&](const nlattr* elem) {
-                    std::string name;
-                    const nlattr* data = nullptr;
-                    forEachNested(elem, [&](const nlattr* f) {
-                      if (mnl_attr_get_type(f) == NFTA_EXPR_NAME) {
-                        name = mnl_attr_get_str(f);
-                      } else if (mnl_attr_get_type(f) == NFTA_EXPR_DATA) {
-                        data = f;
-                      }
-                    });
-                    if (name != "reject") {
-                      return;
-                    }
-                    ++rejects;
-                    EXPECT_EQ(add->rule.text,
-                              "iifname @sandbox_ifaces udp dport 443 counter reject");
-                    ASSERT_NE(data, nullptr);
-                    bool saw_type = false;
-                    bool saw_code = false;
-                    forEachNested(data, [&](const nlattr* f) {
-                      if (mnl_attr_get_type(f) == NFTA_REJECT_TYPE) {
-                        saw_type = true;
-                        ASSERT_EQ(mnl_attr_get_payload_len(f), 4u);
-                        EXPECT_EQ(ntohl(mnl_attr_get_u32(f)),
-                                  static_cast<uint32_t>(NFT_REJECT_ICMPX_UNREACH));
-                      } else if (mnl_attr_get_type(f) == NFTA_REJECT_ICMP_CODE) {
-                        saw_code = true;
-                        ASSERT_EQ(mnl_attr_get_payload_len(f), 1u);
-                        EXPECT_EQ(mnl_attr_get_u8(f), NFT_REJECT_ICMPX_PORT_UNREACH);
-                      } else {
-                        ADD_FAILURE() << "unexpected reject attribute " << mnl_attr_get_type(f);
-                      }
-                    });
-                    EXPECT_TRUE(saw_type);
-                    EXPECT_TRUE(saw_code);
-                  });
-                });
+    forEachAttr(
+        reinterpret_cast<const nlattr*>(first), static_cast<int>(tail - first),
+        [&](const nlattr* a) {
+          if (mnl_attr_get_type(a) != NFTA_RULE_EXPRESSIONS) {
+            return;
+          }
+          forEachNested(a, [&](const nlattr* elem) {
+            std::string name;
+            const nlattr* data = nullptr;
+            forEachNested(elem, [&](const nlattr* f) {
+              if (mnl_attr_get_type(f) == NFTA_EXPR_NAME) {
+                name = mnl_attr_get_str(f);
+              } else if (mnl_attr_get_type(f) == NFTA_EXPR_DATA) {
+                data = f;
+              }
+            });
+            if (name != "reject") {
+              return;
+            }
+            ++rejects;
+            ASSERT_NE(data, nullptr);
+            if (add->rule.text ==
+                "iifname @sandbox_ifaces meta l4proto tcp counter reject with tcp reset") {
+              // A reset: the type alone, no code (as nft sends it).
+              int attrs = 0;
+              forEachNested(data, [&](const nlattr* f) {
+                ++attrs;
+                ASSERT_EQ(mnl_attr_get_type(f), NFTA_REJECT_TYPE);
+                EXPECT_EQ(ntohl(mnl_attr_get_u32(f)), static_cast<uint32_t>(NFT_REJECT_TCP_RST));
+              });
+              EXPECT_EQ(attrs, 1);
+              return;
+            }
+            EXPECT_EQ(add->rule.text, "iifname @sandbox_ifaces udp dport 443 counter reject");
+            bool saw_type = false;
+            bool saw_code = false;
+            forEachNested(data, [&](const nlattr* f) {
+              if (mnl_attr_get_type(f) == NFTA_REJECT_TYPE) {
+                saw_type = true;
+                ASSERT_EQ(mnl_attr_get_payload_len(f), 4u);
+                EXPECT_EQ(ntohl(mnl_attr_get_u32(f)),
+                          static_cast<uint32_t>(NFT_REJECT_ICMPX_UNREACH));
+              } else if (mnl_attr_get_type(f) == NFTA_REJECT_ICMP_CODE) {
+                saw_code = true;
+                ASSERT_EQ(mnl_attr_get_payload_len(f), 1u);
+                EXPECT_EQ(mnl_attr_get_u8(f), NFT_REJECT_ICMPX_PORT_UNREACH);
+              } else {
+                ADD_FAILURE() << "unexpected reject attribute " << mnl_attr_get_type(f);
+              }
+            });
+            EXPECT_TRUE(saw_type);
+            EXPECT_TRUE(saw_code);
+          });
+        });
   }
-  EXPECT_EQ(rejects, 2);  // input and forward
+  EXPECT_EQ(rejects, 3);  // QUIC in input and forward, TCP to the host in input
 }
 
 // Block stays silent: no reject expression at all.
@@ -685,8 +704,8 @@ TEST(EncodeBatch, CompatQueueIsXtNfqueueRev3WithoutBypass) {
   auto batch = encodeBatch(planReplace(*rs), 1);
   ASSERT_TRUE(batch.ok()) << batch.message();
   auto rules = allRuleExprs(*batch);
-  ASSERT_EQ(rules.size(), 21u);
-  for (size_t i : {14u, 15u, 16u}) {
+  ASSERT_EQ(rules.size(), 22u);
+  for (size_t i : {15u, 16u, 17u}) {
     EXPECT_EQ(rules[i].back(), "target name NFQUEUE rev 3") << i;
   }
   Expr q = queueExpr(QueueBackend::Compat, 7467);

@@ -182,6 +182,7 @@ TEST(CaptureRuleset, RulesReadAsIntended) {
                           "iifname @sandbox_ifaces ct status dnat tcp dport 15001 counter accept",
                           "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
                           "iifname @sandbox_ifaces udp dport 443 counter reject",
+                          "iifname @sandbox_ifaces meta l4proto tcp counter reject with tcp reset",
                           "iifname @sandbox_ifaces counter drop"));
   EXPECT_THAT(ruleTexts(*rs, "forward"), ElementsAreArray(kForwardCapture));
 }
@@ -414,6 +415,7 @@ TEST(DnsCapture, RulesReadAsIntended) {
                           "iifname @sandbox_ifaces ct status dnat tcp dport 15053 counter accept",
                           "iifname @sandbox_ifaces icmpv6 type @nd_types counter accept",
                           "iifname @sandbox_ifaces udp dport 443 counter reject",
+                          "iifname @sandbox_ifaces meta l4proto tcp counter reject with tcp reset",
                           "iifname @sandbox_ifaces counter drop"));
   EXPECT_THAT(ruleTexts(*rs, "forward"), ElementsAreArray(kForwardCapture));
   EXPECT_THAT(chainNamed(*rs, "prerouting").comment, HasSubstr("DNS service"));
@@ -512,7 +514,7 @@ TEST(DnsCapture, InputAcceptsOnlyRedirectedDnsToTheDnsPort) {
   }
   // The DNS accepts sit next to the listener accept, before the final drop.
   std::vector<std::string> input = ruleTexts(*rs, "input");
-  ASSERT_EQ(input.size(), 7u);
+  ASSERT_EQ(input.size(), 8u);
   EXPECT_THAT(input[1], HasSubstr("tcp dport 15001"));
   EXPECT_THAT(input[2], HasSubstr("udp dport 15053"));
   EXPECT_THAT(input[3], HasSubstr("tcp dport 15053"));
@@ -542,7 +544,7 @@ TEST(DnsCapture, PlanAddsFourRulesToTheSameBatch) {
   for (const Message& m : plan) {
     rules += std::holds_alternative<msg::AddRule>(m) ? 1 : 0;
   }
-  EXPECT_EQ(rules, 21u + 4u);
+  EXPECT_EQ(rules, 22u + 4u);
   EXPECT_EQ(describe(plan[11]),
             "add rule to chain prerouting: `iifname @sandbox_ifaces udp dport 53 counter redirect "
             "to :15053`");
@@ -563,11 +565,13 @@ const char* const kQuicText = "iifname @sandbox_ifaces udp dport 443 counter rej
 const char* const kQuicComment =
     "QUIC/HTTP3: refuse at once so clients fall back to TCP (governed)";
 
+// Rules answering with ICMP port unreachable (the QUIC refusals).
 std::vector<const Rule*> quicRules(const Ruleset& rs) {
   std::vector<const Rule*> out;
   for (const Rule& r : rs.rules) {
     for (const Expr& e : r.exprs) {
-      if (std::holds_alternative<expr::Reject>(e)) {
+      const auto* reject = std::get_if<expr::Reject>(&e);
+      if (reject != nullptr && reject->type == NFT_REJECT_ICMPX_UNREACH) {
         out.push_back(&r);
         break;
       }
@@ -575,6 +579,9 @@ std::vector<const Rule*> quicRules(const Ruleset& rs) {
   }
   return out;
 }
+
+const std::string kHostResetText =
+    "iifname @sandbox_ifaces meta l4proto tcp counter reject with tcp reset";
 
 // Index of the first rule in `chain` whose text is `text`, -1 if none.
 int indexIn(const Ruleset& rs, const std::string& chain, const std::string& text) {
@@ -635,7 +642,9 @@ TEST(QuicRefusal, ComesRightBeforeTheDropInInputAndForward) {
     const int in_drop = indexIn(*rs, "input", "iifname @sandbox_ifaces counter drop");
     ASSERT_GE(in_reject, 0) << ctx;
     EXPECT_EQ(in_drop, static_cast<int>(input.size()) - 1) << ctx;
-    EXPECT_EQ(in_reject, in_drop - 1) << ctx;
+    EXPECT_EQ(in_reject, in_drop - 2) << ctx;
+    // Between them: TCP to the host that was not admitted gets a reset.
+    EXPECT_EQ(indexIn(*rs, "input", kHostResetText), in_drop - 1) << ctx;
     // Every accept (flows admitted, listener, DNS, neighbour discovery) stays before it.
     for (int i = 0; i < in_reject; ++i) {
       EXPECT_THAT(input[static_cast<size_t>(i)], ::testing::EndsWith("accept")) << ctx;
@@ -650,19 +659,28 @@ TEST(QuicRefusal, ComesRightBeforeTheDropInInputAndForward) {
   }
 }
 
-// Only UDP port 443 is refused: the refusal never widens what is admitted,
-// and other UDP still meets the silent drop.
+// Only UDP port 443 is refused (and TCP to the host reset, in input only,
+// after every accept): the refusals never widen what is admitted, and other
+// UDP still meets the silent drop.
 TEST(QuicRefusal, RefusesNothingElse) {
   auto rs = buildCaptureRuleset(dnsSpec(15053));
   ASSERT_TRUE(rs.ok()) << rs.message();
+  int resets = 0;
   for (const Rule& r : rs->rules) {
     const bool is_reject = std::holds_alternative<expr::Reject>(r.exprs.back());
+    if (r.text == kHostResetText) {
+      ++resets;
+      EXPECT_EQ(r.chain, "input");
+      EXPECT_EQ(r.exprs.back(), Expr(expr::Reject{NFT_REJECT_TCP_RST, 0}));
+      continue;
+    }
     EXPECT_EQ(is_reject, r.text == kQuicText) << r.text;
     EXPECT_EQ(is_reject, r.comment == kQuicComment) << r.text;
     for (size_t i = 0; i + 1 < r.exprs.size(); ++i) {
       EXPECT_FALSE(std::holds_alternative<expr::Reject>(r.exprs[i])) << "reject mid-rule";
     }
   }
+  EXPECT_EQ(resets, 1);
 }
 
 // With `ipv6: block` IPv6 is still dropped before NAT: IPv6 QUIC never gets
@@ -738,9 +756,9 @@ TEST(PlanReplace, DeletesAnyStaleTableThenBuildsInDependencyOrder) {
                   "elements sandbox_ifaces", "set nd_types", "elements nd_types",
                   "chain prerouting", "chain input", "chain forward", "chain prerouting_filter",
                   "rule prerouting", "rule input", "rule input", "rule input", "rule input",
-                  "rule input", "rule forward", "rule forward", "rule forward", "rule forward",
+                  "rule input", "rule input", "rule forward", "rule forward", "rule forward",
                   "rule forward", "rule forward", "rule forward", "rule forward", "rule forward",
-                  "rule forward", "rule forward", "rule forward", "rule forward",
+                  "rule forward", "rule forward", "rule forward", "rule forward", "rule forward",
                   "rule prerouting_filter", "rule prerouting_filter"));
 }
 

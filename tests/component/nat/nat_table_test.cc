@@ -46,6 +46,33 @@ std::string normalise(std::string line) {
   return start == std::string::npos ? "" : line.substr(start);
 }
 
+// The expressions of each rule of `chain` as the kernel holds them, as
+// `nft --debug=netlink list chain` prints them ("[ reject type 2 code 1 ]").
+std::vector<std::vector<std::string>> kernelRuleExprs(const Netns& ns, const std::string& table,
+                                                      const std::string& chain,
+                                                      const std::string& family = "inet") {
+  // stderr dropped: nft warns that a table holding xt (compat) expressions
+  // "is managed by iptables-nft", in the middle of the listing.
+  auto res = ns.exec("nft --debug=netlink list chain " + family + " " + table + " '" + chain +
+                     "' 2>/dev/null");
+  EXPECT_EQ(res.status, 0) << res.out;
+  std::vector<std::vector<std::string>> out;
+  size_t pos = 0;
+  while (pos < res.out.size()) {
+    size_t eol = res.out.find('\n', pos);
+    std::string line =
+        res.out.substr(pos, eol == std::string::npos ? std::string::npos : eol - pos);
+    pos = eol == std::string::npos ? res.out.size() : eol + 1;
+    if (line.rfind(family + " " + table + " " + chain + " ", 0) == 0) {
+      out.emplace_back();  // a new rule: "inet TABLE CHAIN HANDLE [PREV]"
+    } else if (line.rfind("  [ ", 0) == 0 && !out.empty()) {
+      static const std::regex kCounter(R"(counter pkts \d+ bytes \d+)");
+      out.back().push_back(std::regex_replace(line.substr(2), kCounter, "counter"));
+    }
+  }
+  return out;
+}
+
 class NatTableTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(ns_.ok()) << ns_.error(); }
@@ -69,6 +96,19 @@ class NatTableTest : public ::testing::Test {
   }
   Result<bool> exists() {
     return ns_.in([] { return tableExists(); });
+  }
+
+  // nft's own encoding of one rule: `rule` added by nft from its text to
+  // chain c of a scratch table `ref` (with the interface set), as the
+  // kernel holds it.
+  std::vector<std::string> nftReference(const std::string& ref, const std::string& rule) {
+    auto res = ns_.exec("nft add table inet " + ref + " && nft add set inet " + ref +
+                        " sandbox_ifaces { type ifname\\; } && nft add chain inet " + ref +
+                        " c && nft add rule inet " + ref + " c " + rule);
+    EXPECT_EQ(res.status, 0) << res.out;
+    auto exprs = kernelRuleExprs(ns_, ref, "c");
+    EXPECT_EQ(exprs.size(), 1u);
+    return exprs.empty() ? std::vector<std::string>{} : exprs[0];
   }
 
   // Number of `inet tollgate` tables the kernel lists.
@@ -356,33 +396,6 @@ TEST_F(NatTableTest, DnsCaptureWithIpv6BlockMatchesIpv4Only) {
           "iifname @sandbox_ifaces meta nfproto ipv4 meta l4proto tcp counter redirect to :15001"));
 }
 
-// The expressions of each rule of `chain` as the kernel holds them, as
-// `nft --debug=netlink list chain` prints them ("[ reject type 2 code 1 ]").
-std::vector<std::vector<std::string>> kernelRuleExprs(const Netns& ns, const std::string& table,
-                                                      const std::string& chain,
-                                                      const std::string& family = "inet") {
-  // stderr dropped: nft warns that a table holding xt (compat) expressions
-  // "is managed by iptables-nft", in the middle of the listing.
-  auto res = ns.exec("nft --debug=netlink list chain " + family + " " + table + " '" + chain +
-                     "' 2>/dev/null");
-  EXPECT_EQ(res.status, 0) << res.out;
-  std::vector<std::vector<std::string>> out;
-  size_t pos = 0;
-  while (pos < res.out.size()) {
-    size_t eol = res.out.find('\n', pos);
-    std::string line =
-        res.out.substr(pos, eol == std::string::npos ? std::string::npos : eol - pos);
-    pos = eol == std::string::npos ? res.out.size() : eol + 1;
-    if (line.rfind(family + " " + table + " " + chain + " ", 0) == 0) {
-      out.emplace_back();  // a new rule: "inet TABLE CHAIN HANDLE [PREV]"
-    } else if (line.rfind("  [ ", 0) == 0 && !out.empty()) {
-      static const std::regex kCounter(R"(counter pkts \d+ bytes \d+)");
-      out.back().push_back(std::regex_replace(line.substr(2), kCounter, "counter"));
-    }
-  }
-  return out;
-}
-
 // QUIC/HTTP3 refusal as the kernel and nft read it back: in input and
 // forward, right before the drop, `reject with icmpx type port-unreachable`
 // (which nft abbreviates to `reject` in the inet family), and byte for byte
@@ -426,23 +439,16 @@ TEST_F(NatTableTest, QuicRefusalIsWhatNftInstallsForRejectIcmpxPortUnreachable) 
   EXPECT_EQ(rejects[0].value("type", ""), "icmpx");
   EXPECT_EQ(rejects[0].value("expr", ""), "port-unreachable");
 
-  // nft's own rule, in a scratch table of this namespace, as the kernel holds it.
-  auto ref = ns_.exec(
-      "nft add table inet natquic_ref && "
-      "nft add set inet natquic_ref sandbox_ifaces { type ifname\\; } && "
-      "nft add chain inet natquic_ref c && "
-      "nft add rule inet natquic_ref c iifname @sandbox_ifaces udp dport 443 counter "
-      "reject with icmpx type port-unreachable");
-  ASSERT_EQ(ref.status, 0) << ref.out;
-  auto want = kernelRuleExprs(ns_, "natquic_ref", "c");
-  ASSERT_EQ(want.size(), 1u);
-  EXPECT_THAT(want[0], ::testing::Contains("[ reject type 2 code 1 ]"));
+  auto want = nftReference("natquic_ref",
+                           "iifname @sandbox_ifaces udp dport 443 counter "
+                           "reject with icmpx type port-unreachable");
+  EXPECT_THAT(want, ::testing::Contains("[ reject type 2 code 1 ]"));
   auto forward = kernelRuleExprs(ns_, "tollgate", "forward");
   ASSERT_EQ(forward.size(), fwd.size());
-  EXPECT_EQ(forward[0], want[0]);
+  EXPECT_EQ(forward[0], want);
   auto input = kernelRuleExprs(ns_, "tollgate", "input");
   ASSERT_GE(input.size(), 3u);
-  EXPECT_EQ(input[input.size() - 3], want[0]);
+  EXPECT_EQ(input[input.size() - 3], want);
 }
 
 // Sandbox TCP to the host that was not redirected (e.g. dialled straight at
@@ -450,19 +456,12 @@ TEST_F(NatTableTest, QuicRefusalIsWhatNftInstallsForRejectIcmpxPortUnreachable) 
 // installs for `reject with tcp reset`.
 TEST_F(NatTableTest, HostTcpResetIsWhatNftInstalls) {
   ASSERT_TRUE(install(spec({"tgsb0"})).ok());
-  auto ref = ns_.exec(
-      "nft add table inet natrst_ref && "
-      "nft add set inet natrst_ref sandbox_ifaces { type ifname\\; } && "
-      "nft add chain inet natrst_ref c && "
-      "nft add rule inet natrst_ref c iifname @sandbox_ifaces meta l4proto tcp counter "
-      "reject with tcp reset");
-  ASSERT_EQ(ref.status, 0) << ref.out;
-  auto want = kernelRuleExprs(ns_, "natrst_ref", "c");
-  ASSERT_EQ(want.size(), 1u);
-  EXPECT_THAT(want[0], ::testing::Contains(::testing::HasSubstr("reject type 1")));
+  auto want = nftReference(
+      "natrst_ref", "iifname @sandbox_ifaces meta l4proto tcp counter reject with tcp reset");
+  EXPECT_THAT(want, ::testing::Contains(::testing::HasSubstr("reject type 1")));
   auto input = kernelRuleExprs(ns_, "tollgate", "input");
   ASSERT_GE(input.size(), 2u);
-  EXPECT_EQ(input[input.size() - 2], want[0]);
+  EXPECT_EQ(input[input.size() - 2], want);
 }
 
 TEST_F(NatTableTest, BadDnsPortChangesNothing) {

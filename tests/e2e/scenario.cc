@@ -359,7 +359,8 @@ std::unique_ptr<harness::Process> serveNetprobe(Scenario& s, const std::string& 
     ADD_FAILURE() << p.message();
     return nullptr;
   }
-  for (int i = 0; i < 150 && (*p)->stdoutText().find("ready") == std::string::npos; ++i) {
+  // Up to 10 s: python start-up alone took over 3 s on a loaded 2-core machine.
+  for (int i = 0; i < 500 && (*p)->stdoutText().find("ready") == std::string::npos; ++i) {
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_NE((*p)->stdoutText().find("ready"), std::string::npos) << (*p)->stderrText();

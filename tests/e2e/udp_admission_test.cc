@@ -34,16 +34,7 @@ Scenario::Options options() {
 }
 
 std::unique_ptr<harness::Process> echoServer(Scenario& s) {
-  auto p = s.topo().spawn(s.topo().upstreamNs("real"), {"python3", toolPath("netprobe.py"),
-                                                        "udp-echo-server", "::", "5353", "5354"});
-  if (!p) {
-    ADD_FAILURE() << p.message();
-    return nullptr;
-  }
-  for (int i = 0; i < 100 && (*p)->stdoutText().find("ready") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(20ms);
-  }
-  return std::move(*p);
+  return serveNetprobe(s, s.topo().upstreamNs("real"), {"udp-echo-server", "::", "5353", "5354"});
 }
 
 std::string probe(Scenario& s, std::vector<std::string> args, int sandbox = 0) {

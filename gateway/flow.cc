@@ -23,6 +23,8 @@ constexpr size_t kRefuseDrainMax = 64 * 1024;
 constexpr std::chrono::milliseconds kConnectTimeout{5000};
 constexpr size_t kMaxConnectAttempts = 4;
 
+// Accepted sockets inherit both options from the listener (see
+// setAcceptedStreamOptions); upstream sockets get them here.
 void setNoDelay(int fd) {
   int one = 1;
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -75,7 +77,6 @@ void Flow::armTimer(std::chrono::milliseconds ms) {
 void Flow::start() {
   env_.counters->add(Counter::kFlowsAccepted);
   env_.counters->add(Counter::kFlowsActive);
-  setNoDelay(client_.get());
   const Config& cfg = *rt_->config;
   if (const Sandbox* sb = selectSandbox(cfg, src_)) {
     rec_.sandbox = sb->name;
@@ -90,16 +91,25 @@ void Flow::start() {
     act(*early, std::nullopt);
     return;
   }
+  // The client's first bytes (a ClientHello, a request) often arrive with or
+  // right behind the handshake's last ACK: one read now may take the whole
+  // head, and saves arming the read event and a loop wakeup.
+  if (readPeek() == PeekStep::Ended) {
+    return;  // decided, refused or finished (and perhaps destroyed)
+  }
   client_ev_.reset(
       event_new(env_.base, client_.get(), EV_READ | EV_PERSIST, &Flow::onClientReadable, this));
   event_add(client_ev_.get(), nullptr);
-  armTimer(std::chrono::milliseconds(cfg.gateway.opaque_wait_ms));
+  if (!got_bytes_) {
+    // (With bytes, readPeek armed the total peek deadline.)
+    armTimer(std::chrono::milliseconds(cfg.gateway.opaque_wait_ms));
+  }
 }
 
 void Flow::onClientReadable(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Flow*>(arg);
   if (self->state_ == State::Peeking) {
-    self->readPeek();
+    (void)self->readPeek();
   } else if (self->state_ == State::Refusing) {
     self->drainThenClose();
   }
@@ -114,24 +124,24 @@ void Flow::onTimer(evutil_socket_t, short, void* arg) {
   }
 }
 
-void Flow::readPeek() {
+Flow::PeekStep Flow::readPeek() {
   uint8_t chunk[4096];
   size_t room = sni::kMaxPeekBytes - buf_.size();
   ssize_t n = read(client_.get(), chunk, std::min(room, sizeof(chunk)));
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      return;
+      return PeekStep::Waiting;
     }
     rec_.action = "none";
     rec_.reason = "client_error";
     finish();
-    return;
+    return PeekStep::Ended;
   }
   if (n == 0) {
     rec_.action = "none";
     rec_.reason = got_bytes_ ? "client_closed_during_peek" : "client_closed";
     finish();
-    return;
+    return PeekStep::Ended;
   }
   buf_.insert(buf_.end(), chunk, chunk + n);
   if (!got_bytes_) {
@@ -149,13 +159,14 @@ void Flow::readPeek() {
         env_.counters->add(Counter::kPeekInvalid);
         rec_.action = "deny";
         refuse("peek_too_large");
+        return PeekStep::Ended;
       }
-      return;
+      return PeekStep::Waiting;
     case sni::Status::Invalid:
       env_.counters->add(Counter::kPeekInvalid);
       rec_.action = "deny";
       refuse(peek_.reason.empty() ? "peek_invalid" : peek_.reason);
-      return;
+      return PeekStep::Ended;
     case sni::Status::Done:
       break;
   }
@@ -185,6 +196,7 @@ void Flow::readPeek() {
     env_.counters->add(Counter::kPeekOpaque);
   }
   decideAndAct(std::move(name));
+  return PeekStep::Ended;
 }
 
 void Flow::peekDeadline() {
@@ -201,8 +213,13 @@ void Flow::peekDeadline() {
 }
 
 void Flow::decideAndAct(std::optional<sni::HostName> name) {
-  event_del(client_ev_.get());
-  event_del(timer_ev_.get());
+  // Neither exists when the first read in start() took the whole head.
+  if (client_ev_) {
+    event_del(client_ev_.get());
+  }
+  if (timer_ev_) {
+    event_del(timer_ev_.get());
+  }
   FlowFacts facts{src_, dst_, name};
   act(decide(*rt_->config, facts), name);
 }
@@ -319,7 +336,22 @@ void Flow::tryNextCandidate() {
 void Flow::onConnected(evutil_socket_t fd, short what, void* arg) {
   auto* self = static_cast<Flow*>(arg);
   int err = ETIMEDOUT;
-  if ((what & EV_TIMEOUT) == 0) {
+  bool known = (what & EV_TIMEOUT) != 0;
+  if (!known && !self->mitm_ && !self->buf_.empty()) {
+    // Sending the peeked bytes also tells how the connect ended: send()
+    // fails with the pending socket error (the one SO_ERROR would report,
+    // and clear) when it failed, and queues the bytes when it succeeded.
+    ssize_t n = send(fd, self->buf_.data(), self->buf_.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      self->sent_up_ = static_cast<size_t>(n);
+      err = 0;
+      known = true;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      err = errno;
+      known = true;
+    }
+  }
+  if (!known) {
     socklen_t len = sizeof(err);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
       err = errno;
@@ -348,20 +380,22 @@ void Flow::startRelay() {
   rec_.upstream = upstream_addr_.toString();
   client_ev_.reset();
   timer_ev_.reset();
-  auto relay =
-      Relay::start(env_.base, std::move(client_), std::move(upstream_),
-                   std::string_view(reinterpret_cast<const char*>(buf_.data()), buf_.size()),
-                   [this](const Relay::Stats& st) {
-                     rec_.bytes_up = st.bytes_up;
-                     rec_.bytes_down = st.bytes_down;
-                     env_.counters->add(Counter::kBytesUp, static_cast<int64_t>(st.bytes_up));
-                     env_.counters->add(Counter::kBytesDown, static_cast<int64_t>(st.bytes_down));
-                     if (st.error) {
-                       env_.counters->add(Counter::kRelayErrors);
-                     }
-                     finish();
-                   });
-  // Peeked bytes now live in the relay's pipe; an idle flow keeps no buffer.
+  std::string_view unsent(reinterpret_cast<const char*>(buf_.data()), buf_.size());
+  unsent.remove_prefix(sent_up_);
+  auto relay = Relay::start(
+      env_.base, std::move(client_), std::move(upstream_), unsent,
+      [this](const Relay::Stats& st) {
+        rec_.bytes_up = st.bytes_up;
+        rec_.bytes_down = st.bytes_down;
+        env_.counters->add(Counter::kBytesUp, static_cast<int64_t>(st.bytes_up));
+        env_.counters->add(Counter::kBytesDown, static_cast<int64_t>(st.bytes_down));
+        if (st.error) {
+          env_.counters->add(Counter::kRelayErrors);
+        }
+        finish();
+      },
+      sent_up_);
+  // Peeked bytes are sent (or held by the relay); an idle flow keeps no buffer.
   std::vector<uint8_t>().swap(buf_);
   if (!relay) {
     rec_.reason = "internal_error";

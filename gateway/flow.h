@@ -75,18 +75,20 @@ class Flow {
 
  private:
   enum class State { Peeking, Resolving, Connecting, Relaying, Refusing, Done };
+  // What readPeek() left: still peeking (the flow lives on), or not (it has
+  // decided, refused or finished, and may be destroyed).
+  enum class PeekStep { Waiting, Ended };
 
   static void onClientReadable(evutil_socket_t, short, void* arg);
   static void onTimer(evutil_socket_t, short, void* arg);
   static void onConnected(evutil_socket_t, short, void* arg);
 
-  void readPeek();
+  PeekStep readPeek();
   void peekDeadline();
   void decideAndAct(std::optional<sni::HostName> name);
   void act(const Decision& d, const std::optional<sni::HostName>& name);
   void onResolved(std::vector<SockAddr> addrs, const std::string& error);
   void tryNextCandidate();
-  void connectDone(int err);
   void startRelay();
   void startMitm(const std::string& upstream_error);
   void onExchange(const mitm::ExchangeRecord& x);
@@ -123,6 +125,7 @@ class Flow {
   std::string first_denied_reason_;
   std::unique_ptr<Resolver::Request> dns_req_;
   UniqueFd upstream_;
+  size_t sent_up_ = 0;  // peeked bytes sent upstream by onConnected()
   SockAddr upstream_addr_;
   std::chrono::steady_clock::time_point connect_started_;
   std::unique_ptr<Relay> relay_;

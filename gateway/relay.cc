@@ -10,10 +10,13 @@
 namespace tollgate::gateway {
 namespace {
 
-// One splice per wakeup moves at most this much, so one busy flow cannot
+// One wakeup moves at most this much per direction, so one busy flow cannot
 // starve the others on the same loop.
 constexpr size_t kSpliceChunk = 256 * 1024;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+// Copy mode reads through this per-thread buffer: a short flow's whole
+// request or response usually fits in one read.
+constexpr size_t kCopyChunk = 16 * 1024;
 // Pipes start at the kernel default (64 KiB) and grow once a direction has
 // carried this much: bulk flows then move more per splice (fewer wakeups),
 // while idle and short flows keep the small ring.
@@ -30,7 +33,8 @@ void setResetOnClose(int fd) {
 }
 
 Result<std::unique_ptr<Relay>> Relay::start(event_base* base, UniqueFd client, UniqueFd upstream,
-                                            std::string_view initial_up, DoneFn done) {
+                                            std::string_view initial_up, DoneFn done,
+                                            uint64_t sent_up) {
   std::unique_ptr<Relay> r(new Relay());
   r->client_ = std::move(client);
   r->upstream_ = std::move(upstream);
@@ -43,29 +47,23 @@ Result<std::unique_ptr<Relay>> Relay::start(event_base* base, UniqueFd client, U
   r->down_.bytes = &r->stats_.bytes_down;
   for (Direction* d : {&r->up_, &r->down_}) {
     d->owner = r.get();
-    int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
-      return makeError(std::string("pipe2: ") + std::strerror(errno));
-    }
-    d->pipe_rd.reset(p[0]);
-    d->pipe_wr.reset(p[1]);
     d->read_ev.reset(event_new(base, d->src, EV_READ | EV_PERSIST, &Relay::onRead, d));
     d->write_ev.reset(event_new(base, d->dst, EV_WRITE | EV_PERSIST, &Relay::onWrite, d));
     if (!d->read_ev || !d->write_ev) {
       return makeError("event_new failed");
     }
   }
+  r->stats_.bytes_up = sent_up + initial_up.size();
+  size_t sent = 0;
   if (!initial_up.empty()) {
-    // The peek buffer is capped well below a pipe's capacity (64 KiB), so a
-    // single write into the empty pipe takes it all.
-    ssize_t n = write(r->up_.pipe_wr.get(), initial_up.data(), initial_up.size());
-    if (n != static_cast<ssize_t>(initial_up.size())) {
-      return makeError("could not queue peeked bytes");
-    }
-    r->up_.in_pipe = initial_up.size();
-    r->stats_.bytes_up = initial_up.size();
-    // Flushed from the loop, never from here, so `done` cannot run before
-    // the caller holds the Relay.
+    // A fresh connection's send buffer takes a peek's worth at once. Errors
+    // are left to the loop (the write event retries and fails there), so
+    // `done` cannot run before the caller holds the Relay.
+    ssize_t n = send(r->up_.dst, initial_up.data(), initial_up.size(), MSG_NOSIGNAL);
+    sent = n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  if (sent < initial_up.size()) {
+    r->up_.held.assign(initial_up.substr(sent));
     event_add(r->up_.write_ev.get(), nullptr);
   } else {
     event_add(r->up_.read_ev.get(), nullptr);
@@ -87,6 +85,10 @@ void Relay::onWrite(evutil_socket_t, short, void* arg) {
 }
 
 void Relay::pump(Direction& d) {
+  if (!d.splicing) {
+    copy(d);
+    return;
+  }
   ssize_t n = splice(d.src, nullptr, d.pipe_wr.get(), nullptr, kSpliceChunk, kSpliceFlags);
   if (n > 0) {
     d.in_pipe += static_cast<size_t>(n);
@@ -109,7 +111,83 @@ void Relay::pump(Direction& d) {
   }
 }
 
+void Relay::copy(Direction& d) {
+  static thread_local char buf[kCopyChunk];
+  size_t moved = 0;
+  while (moved < kSpliceChunk) {
+    ssize_t n = recv(d.src, buf, sizeof(buf), 0);
+    if (n == 0) {
+      d.eof = true;
+      event_del(d.read_ev.get());
+      drained(d);
+      return;
+    }
+    if (n < 0) {
+      if (!isTransient(errno)) {
+        fail();
+      }
+      return;
+    }
+    *d.bytes += static_cast<uint64_t>(n);
+    ssize_t w = send(d.dst, buf, static_cast<size_t>(n), MSG_NOSIGNAL);
+    if (w < 0) {
+      if (!isTransient(errno)) {
+        fail();
+        return;
+      }
+      w = 0;
+    }
+    if (w < n) {
+      // Destination is full: hold the rest and stop reading the source until
+      // it has been taken.
+      d.held.assign(buf + w, static_cast<size_t>(n - w));
+      d.held_off = 0;
+      event_del(d.read_ev.get());
+      event_add(d.write_ev.get(), nullptr);
+      return;
+    }
+    moved += static_cast<size_t>(n);
+    if (*d.bytes >= kSpliceAfter) {
+      startSplicing(d);
+      return;  // level-triggered: what is left wakes the loop again
+    }
+    if (static_cast<size_t>(n) < sizeof(buf)) {
+      // A short read: the socket is (very likely) empty. Another recv would
+      // only say EAGAIN; the event says when more comes.
+      return;
+    }
+  }
+}
+
+void Relay::startSplicing(Direction& d) {
+  int p[2];
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+    return;  // out of descriptors: keep copying, which needs none
+  }
+  d.pipe_rd.reset(p[0]);
+  d.pipe_wr.reset(p[1]);
+  d.splicing = true;
+}
+
 void Relay::flush(Direction& d) {
+  while (d.held_off < d.held.size()) {
+    ssize_t n = send(d.dst, d.held.data() + d.held_off, d.held.size() - d.held_off, MSG_NOSIGNAL);
+    if (n > 0) {
+      d.held_off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && isTransient(errno)) {
+      event_del(d.read_ev.get());
+      event_add(d.write_ev.get(), nullptr);
+      return;
+    }
+    fail();
+    return;
+  }
+  if (!d.held.empty()) {
+    std::string().swap(d.held);  // an idle flow keeps no buffer
+    d.held_off = 0;
+  }
   while (d.in_pipe > 0) {
     ssize_t n = splice(d.pipe_rd.get(), nullptr, d.dst, nullptr, d.in_pipe, kSpliceFlags);
     if (n > 0) {
@@ -126,7 +204,15 @@ void Relay::flush(Direction& d) {
     return;
   }
   event_del(d.write_ev.get());
+  drained(d);
+}
+
+// Everything d read has been sent: read on, or propagate its EOF.
+void Relay::drained(Direction& d) {
   if (!d.eof) {
+    if (!d.splicing && *d.bytes >= kSpliceAfter) {
+      startSplicing(d);
+    }
     event_add(d.read_ev.get(), nullptr);
     return;
   }

@@ -1,6 +1,7 @@
 #include "gateway/server_socket.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -39,6 +40,12 @@ Result<UniqueFd> bindServerSocket(const SockAddr& addr, int type, std::string_vi
     return makeError("listen on " + addr.toString() + ": " + std::strerror(errno));
   }
   return fd;
+}
+
+void setAcceptedStreamOptions(int listen_fd) {
+  int one = 1;
+  (void)setsockopt(listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  (void)setsockopt(listen_fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
 }  // namespace tollgate::gateway

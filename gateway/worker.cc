@@ -31,7 +31,17 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
   w->sandbox_tls_ = sandbox_tls;
   w->upstream_tls_ = upstream_tls;
   w->runtime_ = std::move(runtime);
-  w->base_.reset(event_base_new());
+  {
+    // Changes to the epoll set within one loop iteration are coalesced and
+    // applied once before epoll_wait: a flow's event_del and the relay's
+    // event_add on the same socket cost no epoll_ctl at all. (The known
+    // pitfall, dup()ed descriptors, does not arise: nothing here dups.)
+    EventConfigPtr cfg(event_config_new());
+    if (cfg) {
+      event_config_set_flag(cfg.get(), EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+      w->base_.reset(event_base_new_with_config(cfg.get()));
+    }
+  }
   if (!w->base_) {
     return makeError("event_base_new failed");
   }
@@ -54,6 +64,7 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
     if (!fd) {
       return fd.error();
     }
+    setAcceptedStreamOptions(fd->get());
     EventPtr ev(
         event_new(w->base_.get(), fd->get(), EV_READ | EV_PERSIST, &Worker::onAccept, w.get()));
     event_add(ev.get(), nullptr);
@@ -128,7 +139,9 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
     // TPROXY leaves the destination untouched: the accepted socket's own
     // address is the one the sandbox dialled. A connection to the listener
     // itself (dialled directly) has nothing to relay to.
-    auto dst = self->tproxy_ ? localAddress(client.get()) : nat::originalDst(client.get());
+    // (The peer's address tells the family: no getsockname.)
+    auto dst = self->tproxy_ ? localAddress(client.get())
+                             : nat::originalDst(client.get(), reinterpret_cast<sockaddr*>(&ss));
     if (dst && self->tproxy_ && self->isListenAddress(*dst)) {
       continue;
     }

@@ -182,5 +182,8 @@ Result<bool> bindingTableExists();
 // IPv4-mapped peer on an AF_INET6 socket is looked up as IPv4). Fails when
 // conntrack has no entry for the socket.
 Result<SockAddr> originalDst(int fd);
+// The same, for a socket whose address (local or peer: both are of one
+// family) the caller already has, e.g. from accept(): saves a getsockname.
+Result<SockAddr> originalDst(int fd, const sockaddr* addr);
 
 }  // namespace tollgate::nat

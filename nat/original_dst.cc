@@ -63,11 +63,15 @@ Result<SockAddr> originalDst(int fd) {
     return makeError("original destination: getsockname(" + std::to_string(fd) +
                      ") failed: " + std::strerror(errno));
   }
-  if (local.ss_family == AF_INET) {
+  return originalDst(fd, reinterpret_cast<const sockaddr*>(&local));
+}
+
+Result<SockAddr> originalDst(int fd, const sockaddr* addr) {
+  if (addr->sa_family == AF_INET) {
     return originalDstV4(fd);
   }
-  if (local.ss_family == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&local);
+  if (addr->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(addr);
     if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
       // A dual-stack socket carrying IPv4: conntrack has an IPv4 entry.
       return originalDstV4(fd);

@@ -116,6 +116,36 @@ TEST_F(PassthroughTest, DisallowedPlainHttpGets403WithJsonBody) {
   EXPECT_EQ(rec["http"]["status"], 403);
 }
 
+// How a connect ended is told by sending the peeked bytes (no SO_ERROR
+// query): a refused address still moves on to the next one, and when none is
+// left the client gets its 502.
+TEST(PassthroughConnectTest, RefusedUpstreamMovesOnThenAnswers502) {
+  Scenario::Options o;
+  o.rules_yaml =
+      "      - hosts: [fallback.example.test, closed.example.test]\n"
+      "        action: passthrough\n";
+  Scenario s(o);
+  // --resolve: no DNS query (whose audit record would also name the host);
+  // tollgate connects to the name's own addresses whatever the sandbox chose.
+  const std::string pin = std::string(":80:") + kRealV4;
+  auto r = s.curl(
+      {"-i", "--resolve", "fallback.example.test" + pin, "http://fallback.example.test/next"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("hello from real host=fallback.example.test path=/next"), std::string::npos)
+      << r.out;
+  auto rec = s.auditWhere("host", "fallback.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["action"], "passthrough");
+  EXPECT_EQ(rec["upstream"], std::string(kRealV4) + ":80");
+  EXPECT_GT(rec["bytes_up"].get<int>(), 40);  // the request, sent at connect
+  r = s.curl({"-i", "--resolve", "closed.example.test" + pin, "http://closed.example.test/"});
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("HTTP/1.1 502"), std::string::npos) << r.out;
+  rec = s.auditWhere("host", "closed.example.test");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["reason"], "upstream_connect_failed");
+}
+
 TEST_F(PassthroughTest, PlainHttpOnAPortTheRuleDoesNotListIsDenied) {
   auto r = s_->curl({"-i", "http://plain.example.test:443/"});
   EXPECT_NE(r.out.find("403"), std::string::npos) << show(r);

@@ -165,6 +165,8 @@ void Scenario::writeConfig(const Options& opts) {
         "      - hosts: [denied.example.test]\n"
         "        action: deny\n";
   }
+  // fallback. and closed.example.test: port 80 is closed on kBannerV4, so
+  // connecting there is refused.
   std::ostringstream y;
   y << "gateway:\n"
     << "  interfaces: [" << topo_->bridge() << "]\n"
@@ -177,6 +179,8 @@ void Scenario::writeConfig(const Options& opts) {
     << "    static.example.test: [" << kRealV4 << ", \"" << kRealV6 << "\"]\n"
     << "    x.wild.example.test: [" << kRealV4 << "]\n"
     << "    plain.example.test: [" << kRealV4 << "]\n"
+    << "    fallback.example.test: [" << kBannerV4 << ", " << kRealV4 << "]\n"
+    << "    closed.example.test: [" << kBannerV4 << "]\n"
     << "    meta.example.test: [169.254.169.254]\n"
     << "    private.example.test: [10.1.2.3]\n"
     << "    llm.example.test: [" << kLlmV4 << "]\n"

@@ -2,6 +2,7 @@
 // event loop, no namespaces needed.
 #include "gateway/relay.h"
 
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,6 +11,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 namespace tollgate::gateway {
@@ -40,13 +42,18 @@ TcpPair connectedPair() {
 // pair and an upstream pair; the test drives the far ends.
 class RelayTest : public testing::Test {
  protected:
-  void start(std::string initial = "") {
+  // `tweak` may set socket options on the pairs before the relay takes them.
+  void start(std::string initial = "", std::function<void(TcpPair&, TcpPair&)> tweak = {}) {
     client_ = connectedPair();
     upstream_ = connectedPair();
+    if (tweak) {
+      tweak(client_, upstream_);
+    }
     base_.reset(event_base_new());
     auto r = Relay::start(base_.get(), std::move(client_.b), std::move(upstream_.b), initial,
                           [this](const Relay::Stats& st) {
                             stats_ = st;
+                            splicing_at_end_ = relay_->splicing();
                             done_ = true;
                             relay_.reset();
                           });
@@ -55,6 +62,10 @@ class RelayTest : public testing::Test {
     loop_ = std::thread([this] { event_base_dispatch(base_.get()); });
   }
   void TearDown() override {
+    // A test that failed half-way may leave the relay running: closing the
+    // far ends ends it (EOF, then resets), and with it the loop.
+    client_.a.reset();
+    upstream_.a.reset();
     if (loop_.joinable()) {
       loop_.join();  // the loop ends once the relay is done (no events left)
     }
@@ -76,8 +87,34 @@ class RelayTest : public testing::Test {
     return out;
   }
 
+  static int openFds() {
+    int n = 0;
+    if (DIR* d = opendir("/proc/self/fd")) {
+      while (readdir(d) != nullptr) {
+        ++n;
+      }
+      closedir(d);
+    }
+    return n;
+  }
+  static std::string pattern(size_t size, unsigned seed) {
+    std::string s(size, '\0');
+    for (size_t i = 0; i < size; ++i) {
+      s[i] = static_cast<char>((i * seed + i / 251) % 253);
+    }
+    return s;
+  }
+  static void writeAll(int fd, const std::string& s) {
+    for (size_t off = 0; off < s.size();) {
+      ssize_t n = write(fd, s.data() + off, std::min<size_t>(s.size() - off, 7000));
+      ASSERT_GT(n, 0) << std::strerror(errno);
+      off += static_cast<size_t>(n);
+    }
+  }
+
   TcpPair client_;
   TcpPair upstream_;
+  int splicing_at_end_ = -1;
   EventBasePtr base_;
   std::unique_ptr<Relay> relay_;
   std::thread loop_;
@@ -129,6 +166,134 @@ TEST_F(RelayTest, LargeTransferWithASlowReaderArrivesIntact) {
   shutdown(c, SHUT_WR);
   loop_.join();
   EXPECT_EQ(stats_.bytes_down, kSize);
+}
+
+// Short flows are copied and never splice: no pipes, so an idle relayed
+// flow holds only its two sockets.
+TEST_F(RelayTest, ShortFlowCopiesWithoutPipes) {
+  const int before = openFds();
+  start("GET / HTTP/1.1\r\n\r\n");
+  const int c = client_.a.get();
+  const int u = upstream_.a.get();
+  EXPECT_EQ(readAll(u, 18), "GET / HTTP/1.1\r\n\r\n");
+  ASSERT_EQ(write(u, "HTTP/1.1 200 OK\r\n\r\n", 19), 19);
+  EXPECT_EQ(readAll(c, 19), "HTTP/1.1 200 OK\r\n\r\n");
+  // Both far ends (2), both relayed sockets (2), the loop's epoll fd and
+  // its internals, and nothing else: no pipe was made.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const int idle = openFds();
+  ASSERT_EQ(shutdown(c, SHUT_WR), 0);
+  ASSERT_EQ(shutdown(u, SHUT_WR), 0);
+  EXPECT_EQ(readAll(c), "");
+  EXPECT_EQ(readAll(u), "");
+  loop_.join();
+  EXPECT_EQ(splicing_at_end_, 0);
+  EXPECT_FALSE(stats_.error);
+  // A relay that made its pipes up front would hold 4 more descriptors.
+  base_.reset();
+  EXPECT_LE(idle - before, 4 + 3) << "descriptors while idle";
+}
+
+// Backpressure while copying: with tiny socket buffers toward a client that
+// reads late, most sends are partial; every byte still arrives, in order.
+TEST_F(RelayTest, BackpressureWhileCopyingKeepsOrder) {
+  start("", [](TcpPair& client, TcpPair&) {
+    int small = 4096;
+    setsockopt(client.a.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(client.b.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  });
+  const int c = client_.a.get();
+  const int u = upstream_.a.get();
+  // Below the splice switch: the whole transfer is copied.
+  const std::string data = pattern(Relay::kSpliceAfter - 1000, 13);
+  std::thread writer([&] {
+    writeAll(u, data);
+    shutdown(u, SHUT_WR);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string got;
+  char buf[1500];  // small reads keep the window small
+  for (;;) {
+    pollfd p{c, POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) {
+      break;
+    }
+    ssize_t n = read(c, buf, sizeof(buf));
+    if (n <= 0) {
+      break;
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+  if (got.size() != data.size()) {
+    shutdown(u, SHUT_RDWR);  // unblocks the writer
+  }
+  writer.join();
+  ASSERT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data) << "bytes reordered or corrupted";
+  shutdown(c, SHUT_WR);
+  loop_.join();
+  EXPECT_EQ(splicing_at_end_, 0);
+  EXPECT_EQ(stats_.bytes_down, data.size());
+  EXPECT_FALSE(stats_.error);
+}
+
+// Both directions cross the copy -> splice switch at once, in odd-sized
+// writes, and each half-closes on its own: every byte arrives exactly, each
+// EOF after its direction's last byte.
+TEST_F(RelayTest, CrossingTheSpliceSwitchKeepsBytesExactBothWays) {
+  const std::string head = "peeked bytes ";
+  start(head);
+  const int c = client_.a.get();
+  const int u = upstream_.a.get();
+  const std::string up = pattern(3 * Relay::kSpliceAfter + 12345, 7);
+  const std::string down = pattern(5 * Relay::kSpliceAfter + 777, 11);
+  std::string got_up, got_down;
+  std::thread up_writer([&] {
+    writeAll(c, up);
+    shutdown(c, SHUT_WR);
+  });
+  std::thread down_writer([&] {
+    writeAll(u, down);
+    shutdown(u, SHUT_WR);
+  });
+  std::thread up_reader([&] { got_up = readAll(u); });
+  got_down = readAll(c);
+  up_reader.join();
+  up_writer.join();
+  down_writer.join();
+  loop_.join();
+  ASSERT_EQ(got_up.size(), head.size() + up.size());
+  EXPECT_TRUE(got_up == head + up) << "upstream got different bytes";
+  ASSERT_EQ(got_down.size(), down.size());
+  EXPECT_TRUE(got_down == down) << "client got different bytes";
+  EXPECT_EQ(stats_.bytes_up, head.size() + up.size());
+  EXPECT_EQ(stats_.bytes_down, down.size());
+  EXPECT_EQ(splicing_at_end_, 2);
+  EXPECT_FALSE(stats_.error);
+}
+
+// Bytes the caller already sent upstream count, and are not sent again.
+TEST_F(RelayTest, BytesSentByTheCallerCount) {
+  client_ = connectedPair();
+  upstream_ = connectedPair();
+  base_.reset(event_base_new());
+  auto r = Relay::start(
+      base_.get(), std::move(client_.b), std::move(upstream_.b), "rest",
+      [this](const Relay::Stats& st) {
+        stats_ = st;
+        done_ = true;
+        relay_.reset();
+      },
+      /*sent_up=*/5);
+  ASSERT_TRUE(r.ok()) << r.message();
+  relay_ = std::move(*r);
+  loop_ = std::thread([this] { event_base_dispatch(base_.get()); });
+  ASSERT_EQ(shutdown(client_.a.get(), SHUT_WR), 0);
+  EXPECT_EQ(readAll(upstream_.a.get()), "rest");
+  ASSERT_EQ(shutdown(upstream_.a.get(), SHUT_WR), 0);
+  EXPECT_EQ(readAll(client_.a.get()), "");
+  loop_.join();
+  EXPECT_EQ(stats_.bytes_up, 9u);
 }
 
 TEST_F(RelayTest, ResetOnOneSideResetsTheOther) {

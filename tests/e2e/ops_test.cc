@@ -168,6 +168,7 @@ n = 0
 while True:
     d = s.recv(65536)
     if not d: break
+    if n == 0: print("receiving", flush=True)
     n += len(d)
     time.sleep(0.003)
 print(n)
@@ -176,7 +177,15 @@ print(n)
   auto holding = s.topo().spawn(s.sandbox(), {"python3", "-c", slow, pki.ca_cert});
   ASSERT_TRUE(looping) << looping.message();
   ASSERT_TRUE(holding) << holding.message();
-  std::this_thread::sleep_for(1500ms);
+  // The download must be decided (and flowing) before the reload: a fixed
+  // sleep was too short when python's start-up alone took seconds.
+  for (int i = 0; i < 400 && (*holding)->stdoutText().find("receiving") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_NE((*holding)->stdoutText().find("receiving"), std::string::npos)
+      << (*holding)->stderrText();
+  std::this_thread::sleep_for(500ms);  // the looping client is well under way too
   // slow.example.test goes from passthrough to deny; denied.example.test
   // from deny to passthrough.
   ASSERT_EQ(s.inHost({"sed", "-i",
@@ -199,7 +208,9 @@ print(n)
   EXPECT_GT(ok, 10);
   // The open flow kept its decision; new flows get the new one.
   long long got = 0;
-  ASSERT_EQ(sscanf((*holding)->stdoutText().c_str(), "%lld", &got), 1) << (*holding)->stderrText();
+  const std::string held = (*holding)->stdoutText();
+  ASSERT_EQ(sscanf(held.c_str() + held.find('\n') + 1, "%lld", &got), 1)
+      << held << (*holding)->stderrText();
   EXPECT_GT(got, 40000000) << "headers + the whole body";
   EXPECT_NE(s.curl({"https://slow.example.test/"}).exit_code, 0);
   EXPECT_EQ(s.curl({"https://denied.example.test/"}).exit_code, 0) << s.gatewayStderr();

@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -40,6 +41,10 @@ constexpr const char* kRules =
     "    udp:\n"
     "      - cidrs: [198.51.100.10/32]\n"
     "        ports: [5353]\n";
+
+// A credential's placeholder, as a sandbox holds it (upper case on purpose:
+// names come back lower-cased).
+constexpr const char* kPlaceholder = "TgBypass-Placeholder-0123456789-QrStUv";
 
 bool has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
@@ -76,6 +81,13 @@ TEST(BypassTest, NothingGetsThrough) {
   o.sandboxes = 2;
   o.rules_yaml = kRules;
   o.extra_gateway_yaml = std::string("  metrics: ") + kMetrics + "\n";
+  o.gateway_env = {{"TG_E2E_BYPASS_KEY", "real-secret-value-0123456789"}};
+  o.extra_yaml = std::string("credentials:\n") +
+                 "  bypass:\n"
+                 "    source: { env: TG_E2E_BYPASS_KEY }\n"
+                 "    placeholder: " + kPlaceholder + "\n"
+                 "    hosts: [api.example.test]\n"
+                 "    inject: { header: X-Api-Key }\n";
   Scenario s(o);
   harness::Topology& t = s.topo();
   const std::string gw4 = t.bridgeIp4();
@@ -234,6 +246,35 @@ TEST(BypassTest, NothingGetsThrough) {
   add("metrics on the gateway address", curlK("http://" + gw4 + ":19465/metrics"), anyBody);
   add("metrics on loopback", curlK(std::string("http://") + kMetrics + "/metrics"), anyBody);
 
+  // --- Placeholders into what tollgate writes (audit, log) -------------------
+  // No traffic evidence here: after the battery, neither the audit log nor
+  // tollgate's log may hold the placeholder, in any letter case.
+  {
+    const std::string ph = kPlaceholder;
+    auto none = [](const harness::CommandResult&) { return false; };
+    const std::string denied_at = std::string("denied.example.test:80:") + kRealV4;
+    add("placeholder in a denied plain-HTTP path",
+        curlK("http://denied.example.test/v1/" + ph + "?k=" + ph, {"--resolve", denied_at}), none);
+    add("placeholder percent-encoded in a denied path",
+        curlK("http://denied.example.test/%54gBypass-Placeholder-0123456789-QrStU%76",
+              {"--resolve", denied_at}),
+        none);
+    add("placeholder in a passthrough plain-HTTP path",
+        curlK("http://plain.example.test/" + ph,
+              {"--resolve", std::string("plain.example.test:80:") + kRealV4}),
+        none);
+    add("placeholder in a Host header",
+        netprobe({"tcp", kRealV4, "80", "GET /x HTTP/1.1\\r\\nHost: " + ph + "\\r\\n\\r\\n"}),
+        none);
+    add("placeholder as SNI",
+        curlK("https://" + ph + ".example.test/",
+              {"--resolve", ph + ".example.test:443:" + kRealV4}),
+        none);
+    add("placeholder in a DNS name", dig("192.0.2.99", ph + ".example", false), none);
+    add("placeholder in a DNS name over TCP", dig("192.0.2.99", "x." + ph + ".example", true),
+        none);
+  }
+
   // TOLLGATE_BYPASS_SELFCHECK=1: run the battery with tollgate stopped and its
   // table removed (on_exit: open), to see that the attempts do detect a
   // bypass when there is no gate (expect many to get through; the test then
@@ -262,6 +303,21 @@ TEST(BypassTest, NothingGetsThrough) {
   std::printf("bypass battery: %d tried, %d got through\n", tried, through);
   EXPECT_EQ(through, 0) << report << s.gatewayStderr();
   EXPECT_GE(tried, 40);
+
+  // The placeholder block: nothing written about traffic holds it.
+  auto lower = [](std::string text) {
+    for (char& c : text) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return text;
+  };
+  s.auditWhere("host", "<placeholder:bypass>.example");  // waits for the DNS record
+  std::ifstream audit_file(s.auditPath());
+  const std::string audit((std::istreambuf_iterator<char>(audit_file)),
+                          std::istreambuf_iterator<char>());
+  EXPECT_FALSE(has(lower(audit), lower(kPlaceholder))) << audit;
+  EXPECT_TRUE(has(audit, "<placeholder:bypass>")) << audit;
+  EXPECT_FALSE(has(lower(s.gatewayStderr()), lower(kPlaceholder))) << s.gatewayStderr();
 }
 
 // `ipv6: block`: no sandbox IPv6 leaves, whatever the protocol, while IPv4

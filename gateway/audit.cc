@@ -68,9 +68,9 @@ FlowRecord redactRecord(FlowRecord r, std::span<const NamedPlaceholder> list) {
   if (list.empty()) {
     return r;
   }
-  for (std::string* field : {&r.event, &r.sandbox, &r.src, &r.dst, &r.proto, &r.sni, &r.host,
-                             &r.action, &r.reason, &r.rule, &r.upstream, &r.tls_version,
-                             &r.http_method, &r.http_path}) {
+  for (std::string* field :
+       {&r.event, &r.sandbox, &r.src, &r.dst, &r.proto, &r.sni, &r.host, &r.action, &r.reason,
+        &r.rule, &r.upstream, &r.tls_version, &r.http_method, &r.http_path}) {
     *field = redactPlaceholders(*field, list);
   }
   for (std::vector<std::string>* list_field : {&r.tls_alpn, &r.credentials}) {

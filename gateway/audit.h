@@ -62,7 +62,9 @@ class AuditLog {
   void write(const FlowRecord& r);
   // The placeholders to redact from now on (start and every reload: the
   // writer outlives the credential tables).
-  void setPlaceholders(std::shared_ptr<const PlaceholderList> list) { redact_.set(std::move(list)); }
+  void setPlaceholders(std::shared_ptr<const PlaceholderList> list) {
+    redact_.set(std::move(list));
+  }
   // Reopens the file (for logrotate); no-op for stdout.
   Result<void> reopen();
 

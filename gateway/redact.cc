@@ -37,8 +37,8 @@ std::optional<size_t> matchAt(std::string_view text, size_t at, std::string_view
         continue;
       }
     }
-    if (text[i] == '\\' && i + 3 < text.size() &&
-        isDigit(text[i + 1]) && isDigit(text[i + 2]) && isDigit(text[i + 3])) {
+    if (text[i] == '\\' && i + 3 < text.size() && isDigit(text[i + 1]) && isDigit(text[i + 2]) &&
+        isDigit(text[i + 3])) {
       int v = (text[i + 1] - '0') * 100 + (text[i + 2] - '0') * 10 + (text[i + 3] - '0');
       if (v <= 255 && lower(static_cast<char>(v)) == want) {
         i += 4;

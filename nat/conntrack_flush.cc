@@ -37,8 +37,8 @@ Result<void> deleteVerdictEntries() {
       if (r.error == 0) {
         return {};
       }
-      std::string text = std::string("conntrack: deleting admitted flows failed: ") +
-                         std::strerror(r.error);
+      std::string text =
+          std::string("conntrack: deleting admitted flows failed: ") + std::strerror(r.error);
       if (r.error == EPERM) {
         text += " (needs CAP_NET_ADMIN in this network namespace)";
       } else if (r.error == EOPNOTSUPP) {

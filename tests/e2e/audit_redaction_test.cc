@@ -64,7 +64,9 @@ class AuditRedactionTest : public ::testing::Test {
     o.extra_yaml = std::string("credentials:\n") +
                    "  redact:\n"
                    "    source: { env: TG_E2E_REDACT_KEY }\n"
-                   "    placeholder: " + kPlaceholder + "\n"
+                   "    placeholder: " +
+                   kPlaceholder +
+                   "\n"
                    "    hosts: [llm.example.test]\n"
                    "    inject:\n"
                    "      header: Authorization\n"
@@ -86,14 +88,15 @@ class AuditRedactionTest : public ::testing::Test {
   // One A query to the sandbox resolver; prints "rcode N" (dig is not
   // everywhere the tests run).
   harness::CommandResult dig(const std::string& name) {
-    return s_->inSandbox({"python3", "-c",
-                          "import socket,struct,sys\n"
-                          "q=b''.join(bytes([len(l)])+l.encode() for l in sys.argv[1].split('.'))\n"
-                          "m=struct.pack('!HHHHHH',4660,256,1,0,0,0)+q+b'\\0'+struct.pack('!HH',1,1)\n"
-                          "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(3)\n"
-                          "s.sendto(m,('192.0.2.99',53)); print('rcode',s.recv(4096)[3]&15)\n",
-                          name},
-                         15s);
+    return s_->inSandbox(
+        {"python3", "-c",
+         "import socket,struct,sys\n"
+         "q=b''.join(bytes([len(l)])+l.encode() for l in sys.argv[1].split('.'))\n"
+         "m=struct.pack('!HHHHHH',4660,256,1,0,0,0)+q+b'\\0'+struct.pack('!HH',1,1)\n"
+         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(3)\n"
+         "s.sendto(m,('192.0.2.99',53)); print('rcode',s.recv(4096)[3]&15)\n",
+         name},
+        15s);
   }
 
   std::string dir_;
@@ -165,7 +168,8 @@ TEST_F(AuditRedactionTest, PlaceholdersFromTheSandboxAreRedactedInAuditAndLog) {
   auto redactedDns = [&] {
     size_t n = 0;
     for (const auto& r : s_->audit()) {
-      n += r.value("event", "") == "dns" && r.value("host", "") == std::string(kRedacted) + ".example";
+      n += r.value("event", "") == "dns" &&
+           r.value("host", "") == std::string(kRedacted) + ".example";
     }
     return n;
   };

@@ -85,7 +85,9 @@ TEST(BypassTest, NothingGetsThrough) {
   o.extra_yaml = std::string("credentials:\n") +
                  "  bypass:\n"
                  "    source: { env: TG_E2E_BYPASS_KEY }\n"
-                 "    placeholder: " + kPlaceholder + "\n"
+                 "    placeholder: " +
+                 kPlaceholder +
+                 "\n"
                  "    hosts: [api.example.test]\n"
                  "    inject: { header: X-Api-Key }\n";
   Scenario s(o);

@@ -212,8 +212,7 @@ std::vector<double> echoes(const std::string& out, int port) {
 }
 
 double nowSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 TEST(UdpAdmissionTest, AReloadRevokesTheGrantOfARunningFlowAndKeepsAllowedOnes) {
@@ -261,9 +260,8 @@ TEST(UdpAdmissionTest, AReloadRevokesTheGrantOfARunningFlowAndKeepsAllowedOnes) 
   const std::string out = (*sender)->stdoutText();
   auto before = echoes(out, 5353);
   ASSERT_FALSE(before.empty());
-  EXPECT_LT(before.back(), reloaded + 1.0)
-      << "the revoked flow was still answered " << before.back() - reloaded
-      << " s after the reload";
+  EXPECT_LT(before.back(), reloaded + 1.0) << "the revoked flow was still answered "
+                                           << before.back() - reloaded << " s after the reload";
   auto allowed = echoes(out, 5354);
   ASSERT_FALSE(allowed.empty());
   EXPECT_GT(allowed.back(), reloaded + 2.5) << "the still-allowed flow stopped";

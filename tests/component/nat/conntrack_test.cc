@@ -53,8 +53,7 @@ TEST(ConntrackTest, MarkedEntriesAreDeletedAndUnmarkedOnesStay) {
   // Nothing left to delete: still fine (a start with a clean table).
   auto again = ns.in([] { return deleteVerdictEntries(); });
   EXPECT_TRUE(again) << again.message();
-  EXPECT_NE(ns.exec("conntrack -L -f ipv4 2>/dev/null").out.find("sport=40004"),
-            std::string::npos);
+  EXPECT_NE(ns.exec("conntrack -L -f ipv4 2>/dev/null").out.find("sport=40004"), std::string::npos);
 }
 
 }  // namespace

@@ -66,7 +66,8 @@ TEST(RedactTest, TheRedactorUsesTheListInForce) {
   EXPECT_EQ(r("tgph-GitHub-abcdefghijklmnopqrstuv"), "tgph-GitHub-abcdefghijklmnopqrstuv");
   r.set(std::make_shared<const PlaceholderList>(kList));
   EXPECT_EQ(r("tgph-GitHub-abcdefghijklmnopqrstuv"), "<placeholder:github>");
-  r.set(std::make_shared<const PlaceholderList>(PlaceholderList{{"other", "zzzzzzzzzzzzzzzzzzzzzzzz"}}));
+  r.set(std::make_shared<const PlaceholderList>(
+      PlaceholderList{{"other", "zzzzzzzzzzzzzzzzzzzzzzzz"}}));
   EXPECT_EQ(r("zzzzzzzzzzzzzzzzzzzzzzzz"), "<placeholder:other>");
 }
 

@@ -215,7 +215,11 @@ double nowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-TEST(UdpAdmissionTest, AReloadRevokesTheGrantOfARunningFlowAndKeepsAllowedOnes) {
+// A flow to 5353 and one to 5354 are admitted and keep sending; then the
+// rule for 5353 goes, by a reload or by a restart after a crash (the previous
+// run's verdicts are still in conntrack). The 5353 flow must stop within a
+// second of the new policy being in force; the 5354 flow must keep working.
+void expectRevocation(bool restart) {
   const std::string revoked = "      - cidrs: [198.51.100.10/32]\n        ports: [5353]\n";
   Scenario::Options o;
   o.rules_yaml =
@@ -249,26 +253,46 @@ TEST(UdpAdmissionTest, AReloadRevokesTheGrantOfARunningFlowAndKeepsAllowedOnes) 
   ASSERT_NE(config.find(revoked), std::string::npos) << config;
   config.erase(config.find(revoked), revoked.size());
   std::ofstream(s.configPath()) << config;
-  s.gateway()->signal(SIGHUP);
-  for (int i = 0; i < 500 && s.gatewayStderr().find("reloaded") == std::string::npos; ++i) {
+  std::string in_force;  // the log line that says the new policy is in force
+  if (restart) {
+    s.gateway()->signal(SIGKILL);
+    ASSERT_TRUE(s.gateway()->wait(5s).ok());
+    // The crashed run's table and verdicts stay: the 5353 flow still flows.
+    const size_t answered = echoes((*sender)->stdoutText(), 5353).size();
+    std::this_thread::sleep_for(500ms);
+    ASSERT_GT(echoes((*sender)->stdoutText(), 5353).size(), answered);
+    std::string err;
+    ASSERT_TRUE(s.startGateway(&err)) << err;
+    in_force = "ready:";
+  } else {
+    s.gateway()->signal(SIGHUP);
+    in_force = "reloaded";
+  }
+  for (int i = 0; i < 1000 && s.gatewayStderr().find(in_force) == std::string::npos; ++i) {
     std::this_thread::sleep_for(10ms);
   }
-  const double reloaded = nowSeconds();
-  ASSERT_NE(s.gatewayStderr().find("reloaded"), std::string::npos) << s.gatewayStderr();
+  const double decided = nowSeconds();
+  ASSERT_NE(s.gatewayStderr().find(in_force), std::string::npos) << s.gatewayStderr();
   std::this_thread::sleep_for(3s);
 
   const std::string out = (*sender)->stdoutText();
   auto before = echoes(out, 5353);
   ASSERT_FALSE(before.empty());
-  EXPECT_LT(before.back(), reloaded + 1.0) << "the revoked flow was still answered "
-                                           << before.back() - reloaded << " s after the reload";
+  EXPECT_LT(before.back(), decided + 1.0)
+      << "the revoked flow was still answered " << before.back() - decided << " s later";
   auto allowed = echoes(out, 5354);
   ASSERT_FALSE(allowed.empty());
-  EXPECT_GT(allowed.back(), reloaded + 2.5) << "the still-allowed flow stopped";
+  EXPECT_GT(allowed.back(), decided + 2.5) << "the still-allowed flow stopped";
   // The revoked flow's next packet was decided again: denied, and audited.
   EXPECT_GE(countWhere(s.audit(), std::string(kRealV4) + ":5353", "deny"), 1u);
   (*sender)->signal(SIGKILL);
 }
+
+TEST(UdpAdmissionTest, AReloadRevokesTheGrantOfARunningFlowAndKeepsAllowedOnes) {
+  expectRevocation(false);
+}
+
+TEST(UdpAdmissionTest, AStartRevokesGrantsAPreviousRunLeftInConntrack) { expectRevocation(true); }
 
 }  // namespace
 }  // namespace tollgate::e2e

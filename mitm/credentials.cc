@@ -431,16 +431,20 @@ Result<void> validateCredentialSpec(const CredentialSpec& spec) {
   return {};
 }
 
-std::string auditPath(const RequestHead& head, std::span<const CredentialSpec> table) {
-  const std::string_view path = head.path();
-  const std::string decoded = percentDecode(path);
+bool holdsPlaceholder(std::string_view text, std::span<const CredentialSpec> table) {
+  const std::string decoded = percentDecode(text);
   for (const CredentialSpec& c : table) {
     if (!c.placeholder.empty() &&
-        (contains(path, c.placeholder) || contains(decoded, c.placeholder))) {
-      return "<redacted>";
+        (contains(text, c.placeholder) || contains(decoded, c.placeholder))) {
+      return true;
     }
   }
-  return std::string(path);
+  return false;
+}
+
+std::string auditPath(const RequestHead& head, std::span<const CredentialSpec> table) {
+  const std::string_view path = head.path();
+  return holdsPlaceholder(path, table) ? "<redacted>" : std::string(path);
 }
 
 void wipeSecrets(RequestHead& head) {

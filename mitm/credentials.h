@@ -129,5 +129,8 @@ void wipeSecrets(RequestHead& head);
 // "<redacted>" when it holds a placeholder of the table, raw or
 // percent-encoded (the audit log never carries placeholders).
 std::string auditPath(const RequestHead& head, std::span<const CredentialSpec> table);
+// True when `text` holds a placeholder of the table, raw or once
+// percent-decoded (the test behind auditPath, for paths read elsewhere).
+bool holdsPlaceholder(std::string_view text, std::span<const CredentialSpec> table);
 
 }  // namespace tollgate::mitm

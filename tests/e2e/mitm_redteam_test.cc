@@ -184,28 +184,12 @@ for req in )" + list + R"(:
         out.append("SEND FAILED")
         break
     text = b""
-    status = f.readline()
-    if not status:
-        out.append("CLOSED")
-        break
-    text += status
-    length = None
-    chunked = False
     while True:
-        line = f.readline()
-        text += line
-        if line in (b"\r\n", b""):
-            break
-        k, _, v = line.decode().partition(":")
-        if k.lower() == "content-length":
-            length = int(v)
-        if k.lower() == "transfer-encoding":
-            chunked = True
-    if status.split()[1].startswith(b"1") and status.split()[1] != b"101":
-        # an interim head: the final one follows
-        status2 = f.readline()
-        text += status2
-        while True:
+        status = f.readline()
+        text += status
+        length = None
+        chunked = False
+        while status:
             line = f.readline()
             text += line
             if line in (b"\r\n", b""):
@@ -213,6 +197,14 @@ for req in )" + list + R"(:
             k, _, v = line.decode().partition(":")
             if k.lower() == "content-length":
                 length = int(v)
+            if k.lower() == "transfer-encoding":
+                chunked = True
+        code = status.split()[1] if status else b""
+        if not (code.startswith(b"1") and code != b"101"):
+            break  # 1xx other than 101: interim, the final head follows
+    if not status:
+        out.append("CLOSED")
+        break
     if length:
         text += f.read(length)
     elif chunked:

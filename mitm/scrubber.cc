@@ -329,8 +329,8 @@ Result<void> addScrubForms(std::string_view secret, std::string_view placeholder
     encoders.emplace_back(
         [upper](std::string_view s, const Put& p) { percentEncode(s, p, upper, false); }, 1);
   }
-  encoders.emplace_back(
-      [](std::string_view s, const Put& p) { percentEncode(s, p, true, true); }, 1);
+  encoders.emplace_back([](std::string_view s, const Put& p) { percentEncode(s, p, true, true); },
+                        1);
   // Every mix of the common choices (serde / JSON.stringify: none; PHP:
   // "\/" and non-ASCII; Python: non-ASCII; Go: HTML; .NET: all, upper hex).
   std::vector<JsonStyle> styles;

@@ -8,7 +8,6 @@
 // metrics. Positive controls first, so a broken network cannot pass.
 #include <gtest/gtest.h>
 #include <signal.h>
-
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -105,8 +104,8 @@ TEST(BypassTest, NothingGetsThrough) {
   o.sandboxes = 2;
   o.rules_yaml = std::string(kCredRules) + kRules;
   o.extra_gateway_yaml = std::string("  metrics: ") + kMetrics + "\n  ca: {cert: " + dir +
-                         "/ca/ca.crt, key: " + dir + "/ca/ca.key}\n  upstream_ca: " +
-                         testPki().ca_cert + "\n";
+                         "/ca/ca.crt, key: " + dir +
+                         "/ca/ca.key}\n  upstream_ca: " + testPki().ca_cert + "\n";
   o.extra_upstreams = {{"llm", {kLlmV4}}};
   o.extra_yaml = std::string("credentials:\n  llm:\n    source: { file: ") + dir +
                  "/llm.secret }\n    placeholder: " + kCredPlaceholder +
@@ -118,11 +117,11 @@ TEST(BypassTest, NothingGetsThrough) {
   {
     const std::string tool = toolPath("mitm_upstream.py");
     const std::string record = dir + "/record.jsonl";
-    s.spawnUpstream("llm", {"python3", tool, "--addr", kLlmV4, "--port", "443", "--cert",
-                            testPki().server_cert, "--key", testPki().server_key, "--record",
-                            record});
-    s.spawnUpstream("llm", {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain",
-                            "--record", record});
+    s.spawnUpstream(
+        "llm", {"python3", tool, "--addr", kLlmV4, "--port", "443", "--cert", testPki().server_cert,
+                "--key", testPki().server_key, "--record", record});
+    s.spawnUpstream(
+        "llm", {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain", "--record", record});
     for (uint16_t port : {443, 80}) {
       auto r = t.waitForListen(t.upstreamNs("llm"), kLlmV4, port, std::chrono::seconds(10));
       ASSERT_TRUE(r) << r.message();
@@ -319,8 +318,7 @@ TEST(BypassTest, NothingGetsThrough) {
   add("placeholder in a header over cleartext passthrough",
       curlCred("http://other.example.test/echo"), placeholderOut);
   add("placeholder in the query over cleartext passthrough",
-      curlK(std::string("http://other.example.test/echo?key=") + kCredPlaceholder),
-      placeholderOut);
+      curlK(std::string("http://other.example.test/echo?key=") + kCredPlaceholder), placeholderOut);
   add("placeholder in the 2nd request of a kept-alive cleartext passthrough",
       {"curl", "-s", "--max-time", "4", "http://other.example.test/echo?first",
        std::string("http://other.example.test/echo?key=") + kCredPlaceholder},

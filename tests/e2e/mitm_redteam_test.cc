@@ -10,10 +10,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "scenario.h"
 
@@ -57,7 +56,8 @@ class MitmRedTeamTest : public ::testing::Test {
     char tmpl[] = "/tmp/tollgate-redteam-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto init = harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir_ + "/ca"}, 30s);
+    auto init =
+        harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir_ + "/ca"}, 30s);
     ASSERT_EQ(init.exit_code, 0) << init.err;
     writeSecret(kSecret);
     record_ = dir_ + "/record.jsonl";
@@ -80,8 +80,12 @@ class MitmRedTeamTest : public ::testing::Test {
         "        action: mitm\n";
     o.extra_yaml = std::string("credentials:\n") +
                    "  llm:\n"
-                   "    source: { file: " + dir_ + "/llm.secret }\n"
-                   "    placeholder: " + kPlaceholder + "\n"
+                   "    source: { file: " +
+                   dir_ +
+                   "/llm.secret }\n"
+                   "    placeholder: " +
+                   kPlaceholder +
+                   "\n"
                    "    hosts: [llm.example.test]\n"
                    "    inject:\n"
                    "      header: Authorization\n"
@@ -91,8 +95,8 @@ class MitmRedTeamTest : public ::testing::Test {
     std::string tool = toolPath("mitm_upstream.py");
     s_->spawnUpstream("llm", {"python3", tool, "--addr", kLlmV4, "--port", "443", "--cert",
                               pki.server_cert, "--key", pki.server_key, "--record", record_});
-    s_->spawnUpstream("llm", {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain",
-                              "--record", record_});
+    s_->spawnUpstream(
+        "llm", {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain", "--record", record_});
     for (uint16_t port : {443, 80}) {
       auto r = s_->topo().waitForListen(s_->topo().upstreamNs("llm"), kLlmV4, port, 10s);
       ASSERT_TRUE(r) << r.message();
@@ -171,7 +175,8 @@ class MitmRedTeamTest : public ::testing::Test {
     std::string code = R"(
 import socket, ssl, sys
 host = ")" + host + R"("
-tls = )" + (tls ? "True" : "False") + R"(
+tls = )" + (tls ? "True" : "False") +
+                       R"(
 s = socket.create_connection((host, 443 if tls else 80), timeout=10)
 if tls:
     s = ssl.create_default_context().wrap_socket(s, server_hostname=host)
@@ -232,9 +237,9 @@ const std::string kAuth = std::string("Authorization: Bearer ") + kPlaceholder;
 // --- 3: every head that reaches the sandbox is scrubbed ------------------
 
 TEST_F(MitmRedTeamTest, EarlyHintsHeadEchoingTheSecretIsScrubbed) {
-  auto r = rawExchanges("llm.example.test", true,
-                        {"GET /early-hints HTTP/1.1\r\nHost: llm.example.test\r\n" + kAuth +
-                         "\r\n\r\n"});
+  auto r = rawExchanges(
+      "llm.example.test", true,
+      {"GET /early-hints HTTP/1.1\r\nHost: llm.example.test\r\n" + kAuth + "\r\n\r\n"});
   ASSERT_EQ(r.exit_code, 0) << r.err << s_->gatewayStderr();
   EXPECT_TRUE(has(r.out, "HTTP/1.1 103")) << r.out;
   EXPECT_TRUE(has(r.out, "hinted")) << r.out;
@@ -286,8 +291,8 @@ TEST_F(MitmRedTeamTest, EncodedEchoesOfTheSecretAreScrubbed) {
       const size_t secret_at = k + 7;  // after "Bearer "
       const size_t from = (8 * secret_at + 5) / 6;
       std::string middle = e.substr(from, 20);
-      EXPECT_FALSE(has(r.out, middle)) << "base64 at offset " << k << (url ? " (url)" : "")
-                                       << ": " << r.out;
+      EXPECT_FALSE(has(r.out, middle))
+          << "base64 at offset " << k << (url ? " (url)" : "") << ": " << r.out;
     }
   }
   EXPECT_TRUE(has(j["json"].get<std::string>(), kPlaceholder)) << r.out;
@@ -306,8 +311,8 @@ TEST_F(MitmRedTeamTest, RangeIsStrippedFromCredentialedRequests) {
 // --- 10: Connection options from the sandbox ---------------------------------
 
 TEST_F(MitmRedTeamTest, ConnectionCannotDropIdentityEncodingNorTheCredentialHeader) {
-  auto r = curl({"-i", "https://llm.example.test/echo", "-H", kAuth, "-H",
-                 "Accept-Encoding: gzip", "-H", "Connection: Accept-Encoding, Authorization"});
+  auto r = curl({"-i", "https://llm.example.test/echo", "-H", kAuth, "-H", "Accept-Encoding: gzip",
+                 "-H", "Connection: Accept-Encoding, Authorization"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(has(r.out, "HTTP/1.1 200")) << r.out;
   auto reqs = recorded();
@@ -366,17 +371,18 @@ print("same connection" if c.sock is sock else "reconnected")
 // --- 7: plain-HTTP passthrough is inspected, every request ------------------
 
 TEST_F(MitmRedTeamTest, PlaceholderOverCleartextPassthroughIsRefused) {
-  for (const std::string& where :
-       {kAuth, std::string("Cookie: s=") + kPlaceholder, std::string("X-") + kPlaceholder + ": 1"}) {
-    auto r = rawExchanges("other.example.test", false,
-                          {"GET /echo HTTP/1.1\r\nHost: other.example.test\r\n" + where + "\r\n\r\n"});
+  for (const std::string& where : {kAuth, std::string("Cookie: s=") + kPlaceholder,
+                                   std::string("X-") + kPlaceholder + ": 1"}) {
+    auto r =
+        rawExchanges("other.example.test", false,
+                     {"GET /echo HTTP/1.1\r\nHost: other.example.test\r\n" + where + "\r\n\r\n"});
     ASSERT_EQ(r.exit_code, 0) << r.err << s_->gatewayStderr();
     EXPECT_TRUE(has(r.out, "HTTP/1.1 403")) << where << ": " << r.out;
     EXPECT_TRUE(has(r.out, "credential_scope_violation")) << r.out;
   }
-  for (const std::string& target : {std::string("/echo?k=") + kPlaceholder,
-                                    std::string("/") + kPlaceholder,
-                                    std::string("/echo?k=tgph%5Fllm_aaaaaaaaaaaaaaaaaaaaaaaa")}) {
+  for (const std::string& target :
+       {std::string("/echo?k=") + kPlaceholder, std::string("/") + kPlaceholder,
+        std::string("/echo?k=tgph%5Fllm_aaaaaaaaaaaaaaaaaaaaaaaa")}) {
     auto r = rawExchanges("other.example.test", false,
                           {"GET " + target + " HTTP/1.1\r\nHost: other.example.test\r\n\r\n"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -389,9 +395,9 @@ TEST_F(MitmRedTeamTest, PlaceholderOverCleartextPassthroughIsRefused) {
 
 TEST_F(MitmRedTeamTest, EveryRequestOnAKeptAliveCleartextPassthroughIsChecked) {
   const std::string ok = "GET /echo?n=1 HTTP/1.1\r\nHost: other.example.test\r\n\r\n";
-  auto leak = rawExchanges("other.example.test", false,
-                           {ok, "GET /echo?n=2 HTTP/1.1\r\nHost: other.example.test\r\n" + kAuth +
-                                    "\r\n\r\n"});
+  auto leak = rawExchanges(
+      "other.example.test", false,
+      {ok, "GET /echo?n=2 HTTP/1.1\r\nHost: other.example.test\r\n" + kAuth + "\r\n\r\n"});
   ASSERT_EQ(leak.exit_code, 0) << leak.err << s_->gatewayStderr();
   EXPECT_TRUE(has(leak.out, "HTTP/1.1 200")) << leak.out;
   EXPECT_TRUE(has(leak.out, "HTTP/1.1 403")) << leak.out;
@@ -411,9 +417,9 @@ TEST_F(MitmRedTeamTest, CleartextPassthroughStillStreamsBigBodiesAndWebSockets) 
       {"sh", "-c", "curl -sS --max-time 60 http://other.example.test/big/50000000 | wc -c"}, 70s);
   ASSERT_EQ(down.exit_code, 0) << down.err;
   EXPECT_EQ(std::stoll(down.out), 50000000);
-  ASSERT_EQ(s_->inSandbox({"sh", "-c", "head -c 20000000 /dev/urandom > /tmp/tg-rt-up.bin"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      s_->inSandbox({"sh", "-c", "head -c 20000000 /dev/urandom > /tmp/tg-rt-up.bin"}).exit_code,
+      0);
   auto up = curl({"-H", "Transfer-Encoding: chunked", "--data-binary", "@/tmp/tg-rt-up.bin",
                   "http://other.example.test/upload"},
                  60);

@@ -402,8 +402,8 @@ TEST(RewriteTest, RangeIsRemovedFromCredentialedRequestsOnly) {
   EXPECT_EQ(head.headers.find("if-range"), nullptr);
 
   RequestHead plain;
-  ASSERT_EQ(feedRequestHead("GET / HTTP/1.1\r\nHost: elsewhere.test\r\nRange: bytes=3-5\r\n\r\n",
-                            0, &plain)
+  ASSERT_EQ(feedRequestHead("GET / HTTP/1.1\r\nHost: elsewhere.test\r\nRange: bytes=3-5\r\n\r\n", 0,
+                            &plain)
                 .status,
             Status::Done);
   RewriteOutcome none = rewriteCredentials(plain, {"elsewhere.test", true, nullptr}, specs);

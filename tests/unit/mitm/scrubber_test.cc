@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <random>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "http_util.h"
@@ -242,7 +242,8 @@ TEST(ScrubFormsTest, PercentEncodedInEitherCaseAndFormEncoded) {
   expectScrubbed(f, "?q=", "k%2Fe%22y%5C%3C%26%3E%2B%C3%A9%F0%9F%98%80-Z0123456789", "&x");
   expectScrubbed(f, "?q=", "k%2fe%22y%5c%3c%26%3e%2b%c3%a9%f0%9f%98%80-Z0123456789", "&x");
   Forms spaced("a b/c-0123456789", kOddPh);
-  EXPECT_EQ(Scrubber(spaced.pairs).scrub("x=a+b%2Fc-0123456789;"), "x=" + std::string(kOddPh) + ";");
+  EXPECT_EQ(Scrubber(spaced.pairs).scrub("x=a+b%2Fc-0123456789;"),
+            "x=" + std::string(kOddPh) + ";");
   EXPECT_EQ(Scrubber(spaced.pairs).scrub("x=a%20b%2fc-0123456789;"),
             "x=" + std::string(kOddPh) + ";");
 }
@@ -277,7 +278,7 @@ TEST(ScrubFormsTest, Base64AtEveryAlignmentInBothAlphabets) {
        "QUFrL2UieVw8Jj4rw6nwn5iALVowMTIzNDU2Nzg5Wg=="},
   };
   for (const auto& [k, standard, url] : cases) {
-    const size_t from = (8 * k + 5) / 6;             // first char of the secret's bits only
+    const size_t from = (8 * k + 5) / 6;            // first char of the secret's bits only
     const size_t to = (8 * (k + kOdd.size())) / 6;  // one past the last
     for (const std::string& e : {standard, url}) {
       expectScrubbed(f, e.substr(0, from), e.substr(from, to - from), e.substr(to));

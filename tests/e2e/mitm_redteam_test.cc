@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -24,6 +25,10 @@ namespace fs = std::filesystem;
 constexpr const char* kSecret = "sk-real-LLM-secret-0123456789abcdef";
 constexpr const char* kRotated = "sk-rotated-secret-abcdefghijklmnop";
 constexpr const char* kPlaceholder = "tgph_llm_aaaaaaaaaaaaaaaaaaaaaaaa";
+// A second credential, for other.example.test (a mitm rule that lists no
+// credentials: all may apply), that a reload removes.
+constexpr const char* kRotSecret = "rot-REAL-secret-0123456789abcdefgh";
+constexpr const char* kRotPlaceholder = "tgph_rot_dddddddddddddddddddddddd";
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -60,6 +65,11 @@ class MitmRedTeamTest : public ::testing::Test {
         harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir_ + "/ca"}, 30s);
     ASSERT_EQ(init.exit_code, 0) << init.err;
     writeSecret(kSecret);
+    {
+      std::ofstream f(dir_ + "/rot.secret");
+      f << kRotSecret << "\n";
+    }
+    chmod((dir_ + "/rot.secret").c_str(), 0600);
     record_ = dir_ + "/record.jsonl";
 
     Scenario::Options o;
@@ -89,7 +99,12 @@ class MitmRedTeamTest : public ::testing::Test {
                    "    hosts: [llm.example.test]\n"
                    "    inject:\n"
                    "      header: Authorization\n"
-                   "      format: \"Bearer {value}\"\n";
+                   "      format: \"Bearer {value}\"\n"
+                   "  rot:\n"
+                   "    source: { file: " + dir_ + "/rot.secret }\n"
+                   "    placeholder: " + kRotPlaceholder + "\n"
+                   "    hosts: [other.example.test]\n"
+                   "    inject: { header: X-Rot }\n";
     s_ = std::make_unique<Scenario>(o);
     const TestPki& pki = testPki();
     std::string tool = toolPath("mitm_upstream.py");
@@ -111,6 +126,7 @@ class MitmRedTeamTest : public ::testing::Test {
       std::string log = s_->gatewayStderr();
       EXPECT_FALSE(has(log, kSecret)) << "the secret reached the log";
       EXPECT_FALSE(has(log, kRotated)) << "the secret reached the log";
+      EXPECT_FALSE(has(log, kRotSecret)) << "the secret reached the log";
       std::string audit = slurp(s_->auditPath());
       EXPECT_FALSE(has(audit, kSecret));
       EXPECT_FALSE(has(audit, kPlaceholder)) << "placeholders stay out of audit";
@@ -226,10 +242,52 @@ print("\n===\n".join(out))
     return python(code);
   }
 
+  // Two requests on one keep-alive HTTPS connection to `host` (headers: a
+  // Python dict literal), with `change` and a reload (SIGHUP) between them.
+  // Prints the second response body and whether the connection was kept.
+  harness::CommandResult keepAliveAcrossReload(const std::string& host, const std::string& headers,
+                                               const std::function<void()>& change) {
+    const std::string ready = dir_ + "/ready";
+    const std::string go = dir_ + "/go";
+    const std::string code = R"(
+import http.client, ssl, time, os, sys
+c = http.client.HTTPSConnection(sys.argv[1], 443, timeout=10, context=ssl.create_default_context())
+c.request("GET", "/echo?n=1", headers=)" + headers + R"()
+c.getresponse().read()
+sock = c.sock
+open(sys.argv[2], "w").close()
+for _ in range(200):
+    if os.path.exists(sys.argv[3]):
+        break
+    time.sleep(0.05)
+c.request("GET", "/echo?n=2", headers=)" + headers + R"()
+r = c.getresponse()
+print(r.read().decode())
+print("same connection" if c.sock is sock else "reconnected")
+)";
+    harness::CommandResult result;
+    std::thread client([&] {
+      result = s_->inSandbox({"python3", "-c", code, host, ready, go}, 30s);
+    });
+    bool is_ready = false;
+    for (int i = 0; i < 200 && !is_ready; ++i) {
+      is_ready = fs::exists(ready);
+      if (!is_ready) {
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+    EXPECT_TRUE(is_ready);
+    change();
+    s_->gateway()->signal(SIGHUP);
+    std::this_thread::sleep_for(700ms);
+    std::ofstream(go).close();
+    client.join();
+    return result;
+  }
+
   std::string dir_;
   std::string record_;
   std::unique_ptr<Scenario> s_;
-  harness::CommandResult result_;
 };
 
 const std::string kAuth = std::string("Authorization: Bearer ") + kPlaceholder;
@@ -325,47 +383,29 @@ TEST_F(MitmRedTeamTest, ConnectionCannotDropIdentityEncodingNorTheCredentialHead
 // --- 5: rotated credentials reach kept-alive connections ----------------------
 
 TEST_F(MitmRedTeamTest, ReloadedSecretReachesTheNextRequestOnAKeptAliveConnection) {
-  // One connection: a request, then (signalled through a file) the reload,
-  // then the next request on the same connection.
-  const std::string code = std::string(R"(
-import http.client, ssl, time, os
-c = http.client.HTTPSConnection("llm.example.test", 443, timeout=10, context=ssl.create_default_context())
-c.request("GET", "/echo?n=1")
-c.getresponse().read()
-sock = c.sock
-open("/tmp/tg-redteam-ready", "w").close()
-for _ in range(200):
-    if os.path.exists("/tmp/tg-redteam-go"):
-        break
-    time.sleep(0.05)
-c.request("GET", "/echo?n=2")
-r = c.getresponse()
-print(r.read().decode())
-print("same connection" if c.sock is sock else "reconnected")
-)");
-  s_->inSandbox({"rm", "-f", "/tmp/tg-redteam-ready", "/tmp/tg-redteam-go"});
-  std::thread client([&] { result_ = python(code, 30); });
-  bool ready = false;
-  for (int i = 0; i < 200 && !ready; ++i) {
-    ready = s_->inSandbox({"test", "-e", "/tmp/tg-redteam-ready"}).exit_code == 0;
-    if (!ready) {
-      std::this_thread::sleep_for(50ms);
-    }
-  }
-  EXPECT_TRUE(ready);
-  writeSecret(kRotated);
-  s_->gateway()->signal(SIGHUP);
-  std::this_thread::sleep_for(700ms);
-  s_->inSandbox({"touch", "/tmp/tg-redteam-go"});
-  client.join();
-  ASSERT_EQ(result_.exit_code, 0) << result_.err << s_->gatewayStderr();
-  EXPECT_TRUE(has(result_.out, "same connection")) << result_.out;
-  EXPECT_FALSE(has(result_.out, kRotated)) << result_.out;
+  auto r = keepAliveAcrossReload("llm.example.test", "{}", [&] { writeSecret(kRotated); });
+  ASSERT_EQ(r.exit_code, 0) << r.err << s_->gatewayStderr();
+  EXPECT_TRUE(has(r.out, "same connection")) << r.out;
+  EXPECT_FALSE(has(r.out, kRotated)) << r.out;
   auto reqs = recorded();
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(header(reqs[0], "Authorization"), std::string("Bearer ") + kSecret);
   EXPECT_EQ(header(reqs[1], "Authorization"), std::string("Bearer ") + kRotated);
-  s_->inSandbox({"rm", "-f", "/tmp/tg-redteam-ready", "/tmp/tg-redteam-go"});
+}
+
+TEST_F(MitmRedTeamTest, CredentialRemovedByAReloadIsNoLongerInjectedOnAKeptAliveConnection) {
+  auto r = keepAliveAcrossReload(
+      "other.example.test", std::string("{'X-Rot': '") + kRotPlaceholder + "'}", [&] {
+        // The rot credential is the config's last section.
+        ASSERT_EQ(s_->inHost({"sed", "-i", "/^  rot:/,$d", s_->configPath()}).exit_code, 0);
+      });
+  ASSERT_EQ(r.exit_code, 0) << r.err << s_->gatewayStderr();
+  EXPECT_TRUE(has(r.out, "same connection")) << r.out;
+  auto reqs = recorded();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(header(reqs[0], "X-Rot"), kRotSecret);
+  // Unknown now: neither injected nor refused.
+  EXPECT_EQ(header(reqs[1], "X-Rot"), kRotPlaceholder);
 }
 
 // --- 7: plain-HTTP passthrough is inspected, every request ------------------

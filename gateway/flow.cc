@@ -188,6 +188,9 @@ Flow::PeekStep Flow::readPeek() {
     rec_.has_http = true;
     rec_.http_method = peek_.http.method;
     rec_.http_path = pathWithoutQuery(peek_.http.target);
+    if (rt_->credentials && mitm::holdsPlaceholder(rec_.http_path, rt_->credentials->specs)) {
+      rec_.http_path = "<redacted>";  // the audit log never carries placeholders
+    }
     name = peek_.http.host;
     if (name) {
       rec_.host = name->name;
@@ -254,6 +257,13 @@ void Flow::act(const Decision& d, const std::optional<sni::HostName>& name) {
       break;
     case Action::Passthrough:
       env_.counters->add(Counter::kDecisionPassthrough);
+      if (peek_.status == sni::Status::Done && peek_.protocol == sni::Protocol::Http) {
+        // Cleartext HTTP: a placeholder must not leave in any request on
+        // this connection, nor a later request go to another Host.
+        inspect_ = true;
+        rule_ = d.rule;
+        name_ = name;
+      }
       break;
   }
   // Never trust the sandbox's chosen IP for a named flow: connect to what
@@ -337,7 +347,7 @@ void Flow::onConnected(evutil_socket_t fd, short what, void* arg) {
   auto* self = static_cast<Flow*>(arg);
   int err = ETIMEDOUT;
   bool known = (what & EV_TIMEOUT) != 0;
-  if (!known && !self->mitm_ && !self->buf_.empty()) {
+  if (!known && !self->mitm_ && !self->inspect_ && !self->buf_.empty()) {
     // Sending the peeked bytes also tells how the connect ended: send()
     // fails with the pending socket error (the one SO_ERROR would report,
     // and clear) when it failed, and queues the bytes when it succeeded.
@@ -371,7 +381,7 @@ void Flow::onConnected(evutil_socket_t fd, short what, void* arg) {
 }
 
 void Flow::startRelay() {
-  if (mitm_) {
+  if (mitm_ || inspect_) {
     startMitm("");
     return;
   }
@@ -481,6 +491,10 @@ bool Flow::answerDenialOverTls() {
           if (parsed.status == sni::Status::Done && parsed.protocol == sni::Protocol::Http) {
             rec_.http_method = parsed.http.method;
             rec_.http_path = pathWithoutQuery(parsed.http.target);
+            if (rt_->credentials &&
+                mitm::holdsPlaceholder(rec_.http_path, rt_->credentials->specs)) {
+              rec_.http_path = "<redacted>";
+            }
           }
         }
         finish();
@@ -563,8 +577,22 @@ void Flow::startMitm(const std::string& upstream_error) {
   o.host_is_ip = host_is_ip;
   o.tls = tls;
   o.port = dst_.port();
+  o.inject = mitm_;
   if (rt_->credentials) {
     o.credentials = std::span<const mitm::CredentialSpec>(rt_->credentials->specs);
+  }
+  if (env_.current_runtime != nullptr && *env_.current_runtime) {
+    // Each request takes the credentials current when it starts: a reload
+    // that rotates a secret reaches kept-alive connections too.
+    o.current_credentials = [source = env_.current_runtime] {
+      mitm::SessionOptions::CredentialSnapshot snap;
+      std::shared_ptr<const Runtime> rt = (*source)();
+      if (rt && rt->credentials) {
+        snap.specs = std::span<const mitm::CredentialSpec>(rt->credentials->specs);
+      }
+      snap.keepalive = std::move(rt);
+      return snap;
+    };
   }
   // A rule without `credentials:` lets every credential apply (each is
   // still limited to its own `hosts`); a list limits it to those.
@@ -596,6 +624,9 @@ void Flow::startMitm(const std::string& upstream_error) {
 }
 
 void Flow::onExchange(const mitm::ExchangeRecord& x) {
+  if (inspect_ && x.reason.empty()) {
+    return;  // a passthrough flow's requests are audited only when refused
+  }
   env_.counters->add(Counter::kHttpExchanges);
   if (!x.credentials.empty()) {
     env_.counters->add(Counter::kCredentialInjections);
@@ -614,7 +645,7 @@ void Flow::onExchange(const mitm::ExchangeRecord& x) {
   r.proto = rec_.proto;
   r.sni = rec_.sni;
   r.host = name_ ? name_->name : "";
-  r.action = "mitm";
+  r.action = inspect_ ? "passthrough" : "mitm";
   r.reason = x.reason;
   r.rule = rec_.rule;
   r.upstream = rec_.upstream;

@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,7 @@
 namespace tollgate::gateway {
 
 class Counters;
+struct Runtime;
 
 // What a flow needs from the world around it; owned by its worker.
 struct FlowEnv {
@@ -44,6 +46,9 @@ struct FlowEnv {
   SSL_CTX* sandbox_tls = nullptr;
   // Set when some rule is mitm: TLS toward real upstreams.
   mitm::UpstreamTls* upstream_tls = nullptr;
+  // The daemon's current runtime (replaced by each reload): a MITM session
+  // takes its credential table per request from it. Null: the flow's own.
+  const std::function<std::shared_ptr<const Runtime>()>* current_runtime = nullptr;
 };
 
 // Read-only state shared by every flow started under one configuration.
@@ -131,6 +136,10 @@ class Flow {
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<TlsResponder> tls_responder_;
   bool mitm_ = false;
+  // A plain-HTTP passthrough flow: relayed through the exchange engine in
+  // inspect-only mode (every request head checked for placeholders, Host
+  // held), not as blind bytes.
+  bool inspect_ = false;
   const Rule* rule_ = nullptr;  // the matched rule (owned by rt_->config)
   std::optional<sni::HostName> name_;
   std::unique_ptr<mitm::Session> session_;

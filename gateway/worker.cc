@@ -152,7 +152,7 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
     }
     auto flow = std::make_unique<Flow>(
         FlowEnv{self->base_.get(), self->resolver_.get(), self->audit_, self->counters_,
-                self->minter_, self->sandbox_tls_, self->upstream_tls_},
+                self->minter_, self->sandbox_tls_, self->upstream_tls_, &self->runtime_},
         self->runtime_(), std::move(client), *src, *dst, &Worker::flowDone, self);
     Flow* raw = flow.get();
     self->flows_.emplace(raw, std::move(flow));

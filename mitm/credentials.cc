@@ -323,6 +323,18 @@ RewriteOutcome rewriteCredentials(RequestHead& head, const RewriteContext& ctx,
     encoded[i] = result.derived.size();
     result.derived.push_back(std::move(*buf));
   }
+  // Every form an echo may give each value back in (scrubber.h), made now:
+  // nothing may fail once the head is being changed.
+  std::vector<std::vector<ScrubPair>> forms(table.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (!applies[i]) {
+      continue;
+    }
+    const CredentialSpec& c = table[i];
+    if (auto r = addScrubForms(c.value->view(), c.placeholder, result.derived, forms[i]); !r) {
+      return Refused{std::string(kInternalError), c.name, "secret memory: " + r.message()};
+    }
+  }
 
   // Phase 3: inject.
   for (size_t i = 0; i < table.size(); ++i) {
@@ -337,19 +349,20 @@ RewriteOutcome rewriteCredentials(RequestHead& head, const RewriteContext& ctx,
       const std::string_view enc =
           encoded[i] ? result.derived[*encoded[i]].view() : c.value->view();
       injected = injectQuery(c, enc, head);
-      if (injected && encoded[i]) {
-        result.scrub.push_back(ScrubPair{enc, c.placeholder});
-      }
     }
     if (injected) {
       result.credentials.push_back(c.name);
-      result.scrub.push_back(ScrubPair{c.value->view(), c.placeholder});
+      result.scrub.insert(result.scrub.end(), forms[i].begin(), forms[i].end());
     }
   }
   if (!result.credentials.empty()) {
     // RFC 9110 §12.5.3: identity only, so the response body is scrubbable.
     head.headers.set("Accept-Encoding", "identity");
     result.identity_encoding = true;
+    // A range of an echo is a slice of the secret, and slices a byte
+    // scrubber cannot recognise: the response to a credentialed request is
+    // always whole (RFC 9110 §14.2: a server may ignore Range anyway).
+    result.range_removed = head.headers.remove("Range") + head.headers.remove("If-Range") > 0;
   }
   return result;
 }
@@ -418,16 +431,20 @@ Result<void> validateCredentialSpec(const CredentialSpec& spec) {
   return {};
 }
 
-std::string auditPath(const RequestHead& head, std::span<const CredentialSpec> table) {
-  const std::string_view path = head.path();
-  const std::string decoded = percentDecode(path);
+bool holdsPlaceholder(std::string_view text, std::span<const CredentialSpec> table) {
+  const std::string decoded = percentDecode(text);
   for (const CredentialSpec& c : table) {
     if (!c.placeholder.empty() &&
-        (contains(path, c.placeholder) || contains(decoded, c.placeholder))) {
-      return "<redacted>";
+        (contains(text, c.placeholder) || contains(decoded, c.placeholder))) {
+      return true;
     }
   }
-  return std::string(path);
+  return false;
+}
+
+std::string auditPath(const RequestHead& head, std::span<const CredentialSpec> table) {
+  const std::string_view path = head.path();
+  return holdsPlaceholder(path, table) ? "<redacted>" : std::string(path);
 }
 
 void wipeSecrets(RequestHead& head) {

@@ -37,7 +37,10 @@
 //     unreserved encoded); if there is no such parameter, "name=value" is
 //     appended to the query. Asterisk-form requests get nothing.
 // When anything was injected, Accept-Encoding is set to "identity" so the
-// response body can be scrubbed (identity_encoding).
+// response body can be scrubbed (identity_encoding), and Range / If-Range
+// are removed (range_removed): an echoing upstream could otherwise return
+// the secret in slices too short to recognise, one request at a time; the
+// sandbox gets the whole (scrubbed) representation, 200 instead of 206.
 //
 // Secrets in the head: after injection, field values / the target hold real
 // values in ordinary heap strings. The engine serialises the head straight
@@ -84,8 +87,9 @@ struct RewriteContext {
 struct Injected {
   std::vector<std::string> credentials;  // names injected, table order: audit `credentials`
   bool identity_encoding = false;        // Accept-Encoding was set to identity
-  // For the response Scrubber: each injected value (and its percent-encoded
-  // form when it went into a query) -> placeholder. Views into the specs'
+  bool range_removed = false;            // Range / If-Range were dropped
+  // For the response Scrubber: each injected value and every encoded form
+  // of it (addScrubForms) -> placeholder. Views into the specs'
   // SecretBuffers and into `derived`.
   std::vector<ScrubPair> scrub;
   std::vector<SecretBuffer> derived;  // owns encoded forms referenced by `scrub`
@@ -125,5 +129,8 @@ void wipeSecrets(RequestHead& head);
 // "<redacted>" when it holds a placeholder of the table, raw or
 // percent-encoded (the audit log never carries placeholders).
 std::string auditPath(const RequestHead& head, std::span<const CredentialSpec> table);
+// True when `text` holds a placeholder of the table, raw or once
+// percent-decoded (the test behind auditPath, for paths read elsewhere).
+bool holdsPlaceholder(std::string_view text, std::span<const CredentialSpec> table);
 
 }  // namespace tollgate::mitm

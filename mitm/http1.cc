@@ -765,7 +765,8 @@ std::string serialize(const ResponseHead& head) {
   return out;
 }
 
-void removeHopByHop(Headers& headers, bool keep_websocket_upgrade) {
+void removeHopByHop(Headers& headers, bool keep_websocket_upgrade,
+                    std::span<const std::string_view> protect) {
   // Fields named by Connection (RFC 9110 §7.6.1). Framing fields and Host
   // are never removed that way: a client could otherwise make us drop the
   // framing we re-emit.
@@ -775,7 +776,10 @@ void removeHopByHop(Headers& headers, bool keep_websocket_upgrade) {
       continue;
     }
     chars::forEachListMember(f.value, [&](std::string_view member) {
-      if (!member.empty() && !equalsIgnoreCase(member, "content-length") &&
+      const bool protected_name =
+          std::any_of(protect.begin(), protect.end(),
+                      [&](std::string_view p) { return equalsIgnoreCase(member, p); });
+      if (!member.empty() && !protected_name && !equalsIgnoreCase(member, "content-length") &&
           !equalsIgnoreCase(member, "transfer-encoding") && !equalsIgnoreCase(member, "host")) {
         named.emplace_back(member);
       }

@@ -267,7 +267,11 @@ void serializeTo(const RequestHead& head, std::span<char> out);
 // Proxy-Connection, TE, Trailer, Upgrade. With keep_websocket_upgrade,
 // "Upgrade: websocket" and "Connection: upgrade" are kept (only). Framing
 // fields (Content-Length, Transfer-Encoding) are left to the caller.
-void removeHopByHop(Headers& headers, bool keep_websocket_upgrade);
+// A Connection option naming Host, a framing field or one of `protect`
+// (case-insensitive; the engine passes credential headers) is ignored: a
+// peer cannot make an intermediary drop what it must send.
+void removeHopByHop(Headers& headers, bool keep_websocket_upgrade,
+                    std::span<const std::string_view> protect = {});
 
 // Sets the framing fields for a body sent as `framing` (Length:
 // "Content-Length: n"; Chunked: "Transfer-Encoding: chunked"; otherwise

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <utility>
 
 #include "mitm/chars.h"
@@ -175,6 +177,201 @@ bool scrubbable(const ResponseHead& head) {
     });
   }
   return ok;
+}
+
+}  // namespace tollgate::mitm
+
+namespace tollgate::mitm {
+namespace {
+
+// An encoder writes its form of a secret byte by byte through `put`; run
+// once to count, once to fill secret memory (no copy in an ordinary string).
+using Put = std::function<void(char)>;
+using Encoder = std::function<void(std::string_view secret, const Put& put)>;
+
+void percentEncode(std::string_view s, const Put& put, bool upper, bool plus_for_space) {
+  const char* hex = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  for (char c : s) {
+    const auto u = static_cast<uint8_t>(c);
+    if (chars::isUnreserved(u)) {
+      put(c);
+    } else if (plus_for_space && c == ' ') {
+      put('+');
+    } else {
+      put('%');
+      put(hex[u >> 4]);
+      put(hex[u & 0xf]);
+    }
+  }
+}
+
+struct JsonStyle {
+  bool slash = false;     // "/" as "\/"
+  bool nonascii = false;  // non-ASCII as \u escapes (UTF-8 decoded)
+  bool html = false;      // < > & as \u escapes
+  bool all_u = false;     // " \ / ' + ` too as \u escapes
+  bool upper = false;     // hex case of \u escapes
+};
+
+void putU(const Put& put, uint32_t unit, bool upper) {
+  const char* hex = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  put('\\');
+  put('u');
+  for (int shift = 12; shift >= 0; shift -= 4) {
+    put(hex[(unit >> shift) & 0xf]);
+  }
+}
+
+// The UTF-8 sequence at s[i] (length in `len`), or nullopt when invalid.
+std::optional<uint32_t> decodeUtf8(std::string_view s, size_t i, size_t& len) {
+  const auto b0 = static_cast<uint8_t>(s[i]);
+  uint32_t cp = 0;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    len = 2;
+    cp = b0 & 0x1f;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    len = 3;
+    cp = b0 & 0x0f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    len = 4;
+    cp = b0 & 0x07;
+  } else {
+    return std::nullopt;
+  }
+  if (i + len > s.size()) {
+    return std::nullopt;
+  }
+  for (size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<uint8_t>(s[i + k]);
+    if ((b & 0xc0) != 0x80) {
+      return std::nullopt;
+    }
+    cp = (cp << 6) | (b & 0x3f);
+  }
+  const uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+    return std::nullopt;
+  }
+  return cp;
+}
+
+void jsonEscape(std::string_view s, const Put& put, const JsonStyle& st) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const auto u = static_cast<uint8_t>(c);
+    const bool html = c == '<' || c == '>' || c == '&';
+    const bool more = c == '\'' || c == '+' || c == '`';
+    if (c == '"' || c == '\\' || (c == '/' && (st.slash || st.all_u))) {
+      if (st.all_u) {
+        putU(put, u, st.upper);
+      } else {
+        put('\\');
+        put(c);
+      }
+    } else if ((html && (st.html || st.all_u)) || (more && st.all_u)) {
+      putU(put, u, st.upper);
+    } else if (u >= 0x80 && st.nonascii) {
+      size_t len = 1;
+      if (auto cp = decodeUtf8(s, i, len)) {
+        if (*cp >= 0x10000) {
+          const uint32_t v = *cp - 0x10000;
+          putU(put, 0xd800 + (v >> 10), st.upper);
+          putU(put, 0xdc00 + (v & 0x3ff), st.upper);
+        } else {
+          putU(put, *cp, st.upper);
+        }
+        i += len - 1;
+      } else {
+        put(c);  // not UTF-8: an encoder would have refused or copied it
+      }
+    } else {
+      put(c);
+    }
+  }
+}
+
+// The base64 characters of a stream in which `s` starts `offset` (0..2)
+// bytes after a 3-byte boundary whose six bits all come from `s`.
+void base64Middle(std::string_view s, size_t offset, bool url, const Put& put) {
+  const char* alphabet = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                             : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const size_t start_bit = 8 * offset;  // where s begins in the stream
+  const size_t end_bit = start_bit + 8 * s.size();
+  for (size_t bit = (start_bit + 5) / 6 * 6; bit + 6 <= end_bit; bit += 6) {
+    unsigned v = 0;
+    for (size_t b = bit; b < bit + 6; ++b) {
+      const size_t rel = b - start_bit;
+      const auto byte = static_cast<uint8_t>(s[rel / 8]);
+      v = (v << 1) | ((byte >> (7 - rel % 8)) & 1u);
+    }
+    put(alphabet[v]);
+  }
+}
+
+}  // namespace
+
+Result<void> addScrubForms(std::string_view secret, std::string_view placeholder,
+                           std::vector<SecretBuffer>& derived, std::vector<ScrubPair>& pairs) {
+  if (secret.empty()) {
+    return {};
+  }
+  auto known = [&](std::string_view form) {
+    return std::any_of(pairs.begin(), pairs.end(), [&](const ScrubPair& p) {
+      return p.secret == form && p.placeholder == placeholder;
+    });
+  };
+  // The raw value is the caller's memory already.
+  if (!known(secret)) {
+    pairs.push_back(ScrubPair{secret, placeholder});
+  }
+  std::vector<std::pair<Encoder, size_t>> encoders;  // encoder, minimum length to add
+  for (bool upper : {true, false}) {
+    encoders.emplace_back(
+        [upper](std::string_view s, const Put& p) { percentEncode(s, p, upper, false); }, 1);
+  }
+  encoders.emplace_back([](std::string_view s, const Put& p) { percentEncode(s, p, true, true); },
+                        1);
+  // Every mix of the common choices (serde / JSON.stringify: none; PHP:
+  // "\/" and non-ASCII; Python: non-ASCII; Go: HTML; .NET: all, upper hex).
+  std::vector<JsonStyle> styles;
+  for (int bits = 0; bits < 16; ++bits) {
+    styles.push_back(JsonStyle{.slash = (bits & 1) != 0,
+                               .nonascii = (bits & 2) != 0,
+                               .html = (bits & 4) != 0,
+                               .upper = (bits & 8) != 0});
+  }
+  styles.push_back(JsonStyle{.nonascii = true, .html = true, .all_u = true});
+  styles.push_back(JsonStyle{.nonascii = true, .html = true, .all_u = true, .upper = true});
+  for (const JsonStyle& st : styles) {
+    encoders.emplace_back([st](std::string_view s, const Put& p) { jsonEscape(s, p, st); }, 1);
+  }
+  for (bool url : {false, true}) {
+    for (size_t offset : {0, 1, 2}) {
+      encoders.emplace_back(
+          [url, offset](std::string_view s, const Put& p) { base64Middle(s, offset, url, p); },
+          kMinBase64Form);
+    }
+  }
+  for (const auto& [encode, min_len] : encoders) {
+    size_t n = 0;
+    encode(secret, [&n](char) { ++n; });
+    if (n < min_len) {
+      continue;
+    }
+    auto buf = SecretBuffer::allocate(n);
+    if (!buf) {
+      return buf.error();
+    }
+    std::span<char> out = buf->writable();
+    size_t pos = 0;
+    encode(secret, [&](char c) { out[pos++] = c; });
+    if (known(buf->view())) {
+      continue;  // ~SecretBuffer wipes it
+    }
+    derived.push_back(std::move(*buf));
+    pairs.push_back(ScrubPair{derived.back().view(), placeholder});
+  }
+  return {};
 }
 
 }  // namespace tollgate::mitm

@@ -31,6 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
+#include "base/secret.h"
 #include "mitm/http1.h"
 
 namespace tollgate::mitm {
@@ -91,6 +93,32 @@ class Scrubber {
   std::string pending_;
   mutable size_t replacements_ = 0;
 };
+
+// The forms an echo commonly gives a secret, each to be scrubbed like the raw
+// value (an upstream that echoes a request into JSON, a URL or a base64 blob
+// must not hand the sandbox a trivially decodable copy):
+//   - raw;
+//   - percent-encoded (RFC 3986 §2.1, everything but unreserved), upper- and
+//     lower-case hex, and form-encoded (space as "+");
+//   - JSON-escaped in the styles of common encoders: minimal (backslash
+//     before " and \), with "\/", with "\u" + 4 hex digits for non-ASCII
+//     (UTF-8 decoded, surrogate pairs), with such escapes for < > &, every
+//     mix of those, and all of " \ / < > & ' + ` and non-ASCII as "\u"
+//     escapes; lower- and upper-case hex;
+//   - base64, standard and URL-safe alphabets, for the secret starting at
+//     each of the three byte alignments of a base64 stream: the base64
+//     characters whose six bits all come from the secret (the middle of the
+//     encoding, stable whatever surrounds it; at most 4 bits at each end are
+//     not covered). Forms shorter than kMinBase64Form characters are not
+//     added (a short one would match unrelated text).
+// Mixed styles inside one value (e.g. "%2f" next to "%2F") are not covered.
+// Every form is written into its own SecretBuffer appended to `derived`
+// (views stay valid: the memory does not move with the object) and paired
+// with `placeholder` in `pairs`; duplicate forms are added once. Fails only
+// when secret memory cannot be had.
+inline constexpr size_t kMinBase64Form = 8;
+Result<void> addScrubForms(std::string_view secret, std::string_view placeholder,
+                           std::vector<SecretBuffer>& derived, std::vector<ScrubPair>& pairs);
 
 // A response body can be scrubbed only if it is not content-coded
 // (RFC 9110 §8.4): Content-Encoding absent or "identity". The engine asks

@@ -536,7 +536,13 @@ bool Session::requestHead() {
   ex_.active = true;
   ex_.started = std::chrono::steady_clock::now();
   ex_.rec.method = h.method;
-  ex_.rec.path = auditPath(h, opts_.credentials);
+  std::span<const CredentialSpec> table = opts_.credentials;
+  if (opts_.current_credentials) {
+    SessionOptions::CredentialSnapshot now = opts_.current_credentials();
+    table = now.specs;
+    ex_.credentials_keepalive = std::move(now.keepalive);
+  }
+  ex_.rec.path = auditPath(h, table);
   ex_.client_minor = h.minor;
   ex_.client_keep_alive = h.keep_alive;
   ex_.upgrade = h.upgrade_websocket;
@@ -556,8 +562,8 @@ bool Session::requestHead() {
     answer(421, "Misdirected Request", "http_host_mismatch");
     return false;
   }
-  RewriteContext ctx{opts_.host, opts_.tls, opts_.attached};
-  RewriteOutcome out = rewriteCredentials(h, ctx, opts_.credentials);
+  RewriteContext ctx{opts_.host, opts_.tls && opts_.inject, opts_.attached};
+  RewriteOutcome out = rewriteCredentials(h, ctx, table);
   if (auto* refused = std::get_if<Refused>(&out)) {
     answer(403, "Forbidden", refused->reason);
     return false;
@@ -568,7 +574,20 @@ bool Session::requestHead() {
     ex_.derived = std::move(inj.derived);
     ex_.scrubber = Scrubber(std::move(inj.scrub));
   }
-  removeHopByHop(h.headers, h.upgrade_websocket);
+  // The sandbox's hop-by-hop removals, then tollgate's own fields: a
+  // Connection option must not drop a credential's header nor the identity
+  // coding the scrubber depends on (RFC 9110 §7.6.1 lets an intermediary
+  // keep a field it adds itself).
+  std::vector<std::string_view> protect;
+  for (const CredentialSpec& c : table) {
+    if (!c.inject_header.empty()) {
+      protect.push_back(c.inject_header);
+    }
+  }
+  removeHopByHop(h.headers, h.upgrade_websocket, protect);
+  if (inj.identity_encoding) {
+    h.headers.set("Accept-Encoding", "identity");
+  }
   if (!h.authority) {
     h.headers.set("Host", opts_.host_is_ip && opts_.host.find(':') != std::string::npos
                               ? "[" + opts_.host + "]"
@@ -727,6 +746,8 @@ void Session::responseHead() {
   if (h.interim()) {
     interim_ = true;
     if (ex_.client_minor == 1) {
+      // 103 Early Hints and the like are heads too: an echo may sit in them.
+      ex_.scrubber.scrubHead(h);
       removeHopByHop(h.headers, false);
       std::string head = serialize(h);
       bufferevent_write(client_.get(), head.data(), head.size());
@@ -737,6 +758,7 @@ void Session::responseHead() {
   interim_ = false;
   ex_.rec.status = h.status;
   if (h.status == 101) {
+    ex_.scrubber.scrubHead(h);
     removeHopByHop(h.headers, true);
     std::string head = serialize(h);
     bufferevent_write(client_.get(), head.data(), head.size());

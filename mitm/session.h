@@ -12,7 +12,12 @@
 // bodies are streamed with backpressure, never held whole; 1xx responses are
 // forwarded; a WebSocket 101 turns the connection into a byte tunnel.
 // Plain HTTP (no TLS on either side) runs through the same loop: credentials
-// are then never injected (DESIGN.md: real values only over verified TLS).
+// are then never injected (DESIGN.md: real values only over verified TLS),
+// and a placeholder anywhere in a request head is refused. Plain-HTTP
+// passthrough flows use it too (inject false), so that every request on a
+// kept-alive connection is checked, not only the first.
+// Every response head that reaches the sandbox (1xx, 101, final) is
+// scrubbed; trailers are dropped.
 #pragma once
 
 #include <event2/bufferevent.h>
@@ -62,6 +67,20 @@ struct SessionOptions {
   std::span<const CredentialSpec> credentials;
   const std::vector<std::string>* attached = nullptr;
   std::shared_ptr<const void> keepalive;
+  // When set, asked once per request for the credentials current then (a
+  // reload may have rotated or removed some since accept); `credentials`
+  // and `keepalive` above are then unused. A credential gone from the
+  // table is no longer known: its placeholder is neither injected nor
+  // detected. `attached` (names) stays the decided rule's.
+  struct CredentialSnapshot {
+    std::span<const CredentialSpec> specs;
+    std::shared_ptr<const void> keepalive;  // owns `specs` and their values
+  };
+  std::function<CredentialSnapshot()> current_credentials;
+  // False: inspect only (a passthrough flow): never inject, so every known
+  // placeholder anywhere in a request head is refused (403
+  // credential_scope_violation), and Host is held to `host` (421).
+  bool inject = true;
   // Builds a complete error response (status, text, reason) with a body the
   // sandbox can read; always "Connection: close".
   std::function<std::string(int status, std::string_view text, std::string_view reason)>
@@ -110,6 +129,9 @@ class Session {
 
   struct Exchange {
     Exchange() {}  // not an aggregate: Scrubber's constructor is explicit
+    // The credential table this request was judged with; declared first so
+    // it outlives the scrubber's views into its values.
+    std::shared_ptr<const void> credentials_keepalive;
     bool active = false;
     std::chrono::steady_clock::time_point started;
     ExchangeRecord rec;

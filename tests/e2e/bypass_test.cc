@@ -8,10 +8,13 @@
 // metrics. Positive controls first, so a broken network cannot pass.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <thread>
 
 #include "scenario.h"
@@ -46,6 +49,19 @@ constexpr const char* kRules =
 // names come back lower-cased).
 constexpr const char* kPlaceholder = "TgBypass-Placeholder-0123456789-QrStUv";
 
+// MITM-credential attempts (a separate block of the battery): a credential
+// for llm.example.test (mitm), and other.example.test on port 80 as
+// cleartext passthrough; both served by the recording, echoing upstream.
+constexpr const char* kCredSecret = "sk-bypass-REAL-secret-0123456789abcdef";
+constexpr const char* kCredPlaceholder = "tgph_bypass_cccccccccccccccccccccccc";
+constexpr const char* kCredRules =
+    "      - hosts: [llm.example.test]\n"
+    "        action: mitm\n"
+    "        credentials: [llm]\n"
+    "      - hosts: [other.example.test]\n"
+    "        ports: [80]\n"
+    "        action: passthrough\n";
+
 bool has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
 }
@@ -77,12 +93,29 @@ struct Attempt {
 };
 
 TEST(BypassTest, NothingGetsThrough) {
+  char tmpl[] = "/tmp/tollgate-bypass-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto init = harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir + "/ca"},
+                                  std::chrono::seconds(30));
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  {
+    std::ofstream f(dir + "/llm.secret");
+    f << kCredSecret << "\n";
+  }
+  chmod((dir + "/llm.secret").c_str(), 0600);
   Scenario::Options o;
   o.sandboxes = 2;
-  o.rules_yaml = kRules;
-  o.extra_gateway_yaml = std::string("  metrics: ") + kMetrics + "\n";
   o.gateway_env = {{"TG_E2E_BYPASS_KEY", "real-secret-value-0123456789"}};
-  o.extra_yaml = std::string("credentials:\n") +
+  o.rules_yaml = std::string(kCredRules) + kRules;
+  o.extra_gateway_yaml = std::string("  metrics: ") + kMetrics + "\n  ca: {cert: " + dir +
+                         "/ca/ca.crt, key: " + dir +
+                         "/ca/ca.key}\n  upstream_ca: " + testPki().ca_cert + "\n";
+  o.extra_upstreams = {{"llm", {kLlmV4}}};
+  o.extra_yaml = std::string("credentials:\n  llm:\n    source: { file: ") + dir +
+                 "/llm.secret }\n    placeholder: " + kCredPlaceholder +
+                 "\n    hosts: [llm.example.test]\n"
+                 "    inject: { header: Authorization, format: \"Bearer {value}\" }\n"
                  "  bypass:\n"
                  "    source: { env: TG_E2E_BYPASS_KEY }\n"
                  "    placeholder: " +
@@ -90,8 +123,28 @@ TEST(BypassTest, NothingGetsThrough) {
                  "\n"
                  "    hosts: [api.example.test]\n"
                  "    inject: { header: X-Api-Key }\n";
+  o.start_gateway = false;
   Scenario s(o);
   harness::Topology& t = s.topo();
+  {
+    const std::string tool = toolPath("mitm_upstream.py");
+    const std::string record = dir + "/record.jsonl";
+    s.spawnUpstream(
+        "llm", {"python3", tool, "--addr", kLlmV4, "--port", "443", "--cert", testPki().server_cert,
+                "--key", testPki().server_key, "--record", record});
+    s.spawnUpstream(
+        "llm", {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain", "--record", record});
+    for (uint16_t port : {443, 80}) {
+      auto r = t.waitForListen(t.upstreamNs("llm"), kLlmV4, port, std::chrono::seconds(10));
+      ASSERT_TRUE(r) << r.message();
+    }
+    std::ifstream ca(dir + "/ca/ca.crt");
+    std::stringstream pem;
+    pem << ca.rdbuf();
+    s.trustInSandbox(pem.str());
+    std::string err;
+    ASSERT_TRUE(s.startGateway(&err)) << err;
+  }
   const std::string gw4 = t.bridgeIp4();
   const std::string other_sandbox = "10.77.0.11";  // sandbox 1 (topology: .10 + i)
 
@@ -248,6 +301,47 @@ TEST(BypassTest, NothingGetsThrough) {
   add("metrics on the gateway address", curlK("http://" + gw4 + ":19465/metrics"), anyBody);
   add("metrics on loopback", curlK(std::string("http://") + kMetrics + "/metrics"), anyBody);
 
+  // --- MITM credentials: a real secret into the sandbox, a placeholder out.
+  // Positive control: the credential is injected and the echo scrubbed.
+  const std::string auth = std::string("Authorization: Bearer ") + kCredPlaceholder;
+  auto ok_cred =
+      s.inSandbox({"curl", "-sS", "--max-time", "10", "-H", auth, "https://llm.example.test/echo"});
+  ASSERT_TRUE(has(ok_cred.out, kCredPlaceholder)) << ok_cred.out << ok_cred.err;
+  ASSERT_FALSE(has(ok_cred.out, kCredSecret)) << ok_cred.out;
+  auto leaksSecret = [](const harness::CommandResult& r) { return has(r.out, kCredSecret); };
+  // The echo upstream sends the request back: the placeholder in the
+  // output means the request reached it.
+  auto placeholderOut = [](const harness::CommandResult& r) {
+    return has(r.out, kCredPlaceholder);
+  };
+  auto curlCred = [&](const std::string& url, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {"curl", "-s", "-i", "--max-time", "4", "-H", auth};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(url);
+    return argv;
+  };
+  add("secret echoed in a 103 Early Hints head", curlCred("https://llm.example.test/early-hints"),
+      leaksSecret);
+  add("secret echoed in a 101 Switching Protocols head",
+      curlCred("https://llm.example.test/ws",
+               {"--http1.1", "-H", "Upgrade: websocket", "-H", "Connection: Upgrade", "-H",
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "-H", "Sec-WebSocket-Version: 13"}),
+      leaksSecret);
+  add("placeholder in a header over cleartext passthrough",
+      curlCred("http://other.example.test/echo"), placeholderOut);
+  add("placeholder in the query over cleartext passthrough",
+      curlK(std::string("http://other.example.test/echo?key=") + kCredPlaceholder), placeholderOut);
+  add("placeholder in the 2nd request of a kept-alive cleartext passthrough",
+      {"curl", "-s", "--max-time", "4", "http://other.example.test/echo?first",
+       std::string("http://other.example.test/echo?key=") + kCredPlaceholder},
+      placeholderOut);
+  add("other Host in the 2nd request of a kept-alive cleartext passthrough",
+      netprobe({"tcp", kLlmV4, "80",
+                "GET /echo?1 HTTP/1.1\\r\\nHost: other.example.test\\r\\n\\r\\n"
+                "GET /echo?2 HTTP/1.1\\r\\nHost: llm.example.test\\r\\nConnection: "
+                "close\\r\\n\\r\\n"}),
+      [](const harness::CommandResult& r) { return has(r.out, "/echo?2"); });
+
   // --- Placeholders into what tollgate writes (audit, log) -------------------
   // No traffic evidence here: after the battery, neither the audit log nor
   // tollgate's log may hold the placeholder, in any letter case.
@@ -330,6 +424,8 @@ TEST(BypassTest, NothingGetsThrough) {
   EXPECT_FALSE(has(lower(audit), lower(kPlaceholder))) << audit;
   EXPECT_TRUE(has(audit, "<placeholder:bypass>")) << audit;
   EXPECT_FALSE(has(lower(s.gatewayStderr()), lower(kPlaceholder))) << s.gatewayStderr();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 // `ipv6: block`: no sandbox IPv6 leaves, whatever the protocol, while IPv4

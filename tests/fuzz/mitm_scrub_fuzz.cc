@@ -8,7 +8,12 @@
 //     placeholder (the documented condition; placeholders here are drawn
 //     like real ones: 24+ characters of [A-Za-z0-9._~-]).
 //
-//   input: byte 0: number of pairs (% 4 + 1); per pair: a length byte
+// With bit 7 of byte 0 set, each secret is expanded into every encoded form
+// an echo may give it (addScrubForms: percent, JSON, base64 at three
+// alignments), the body gets every form appended, and the same checks run
+// over all forms.
+//
+//   input: byte 0: number of pairs (% 4 + 1), bit 7: forms; per pair: a length byte
 //          (% 12 + 1) and that many secret bytes, a placeholder seed byte;
 //          then cut seeds (2 bytes), then the body.
 //   build: cmake -DTOLLGATE_FUZZ=ON (clang); seeds: tests/fuzz/corpus/mitm_scrub/
@@ -88,6 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const size_t num = static_cast<uint8_t>(in[0]) % 4 + 1;
+  const bool forms = (static_cast<uint8_t>(in[0]) & 0x80) != 0;
   in.remove_prefix(1);
   std::vector<std::string> secrets;
   std::vector<std::string> placeholders;
@@ -119,13 +125,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   in.remove_prefix(2);
 
   std::vector<ScrubPair> pairs;
+  std::vector<tollgate::SecretBuffer> derived;
+  std::string body(in);
   for (size_t i = 0; i < num; ++i) {
-    pairs.push_back(ScrubPair{secrets[i], placeholders[i]});
+    if (forms) {
+      check(tollgate::mitm::addScrubForms(secrets[i], placeholders[i], derived, pairs).ok(),
+            "addScrubForms");
+    } else {
+      pairs.push_back(ScrubPair{secrets[i], placeholders[i]});
+    }
+  }
+  if (forms) {
+    for (const ScrubPair& p : pairs) {
+      body.append(p.secret);
+    }
+    in = body;
   }
   Scrubber scrubber(pairs);
   size_t max_len = 0;
-  for (const std::string& s : secrets) {
-    max_len = std::max(max_len, s.size());
+  for (const ScrubPair& p : pairs) {
+    max_len = std::max(max_len, p.secret.size());
   }
   check(scrubber.maxSecretLength() == max_len, "maxSecretLength");
 
@@ -148,8 +167,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(scrubber.scrub(in) == want, "scrub() equals the reference");
 
   if (!overlapping(pairs)) {
-    for (const std::string& s : secrets) {
-      check(out.find(s) == std::string::npos, "no secret in the output");
+    for (const ScrubPair& p : pairs) {
+      check(out.find(p.secret) == std::string::npos, "no secret (nor form of one) in the output");
     }
   }
   return 0;

@@ -10,7 +10,15 @@ headers as a list of [name, value], body length). Endpoints:
                  (a secret split across chunk boundaries)
   /echo-gzip     200 with Content-Encoding: gzip of the echo body
   /sse           text/event-stream: 5 events, 300 ms apart, chunked
-  /ws            WebSocket echo (RFC 6455, text and binary frames)
+  /ws            WebSocket echo (RFC 6455, text and binary frames); the 101
+                 head echoes the Authorization value in X-Echo-Auth
+  /early-hints   a 103 Early Hints head echoing the Authorization value (in
+                 Link and X-Echo-Auth), then 200 with a short body
+  /echo-trailer  200 chunked, the Authorization value in a trailer field
+  /echo-encoded  200 JSON: the Authorization value percent-encoded (both
+                 cases), base64 at three alignments (standard and URL-safe),
+                 JSON-escaped with ensure_ascii
+  /echo-range    the /echo body, honouring "Range: bytes=a-b" with a 206
   /upload        reads the body (Content-Length or chunked); answers its
                  length and SHA-256
   /big/N         N bytes of 'x'
@@ -23,6 +31,7 @@ import gzip
 import hashlib
 import http.server
 import json
+import re
 import socket
 import socketserver
 import ssl
@@ -30,6 +39,7 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 record_lock = threading.Lock()
@@ -110,6 +120,40 @@ def make_handler(record_path):
                     self.wfile.write(b"1\r\n" + bytes([b]) + b"\r\n")
                     self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")
+            elif self.path.startswith("/echo-trailer"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Trailer", "X-Echo-Auth")
+                self.end_headers()
+                self.wfile.write(b"2\r\nok\r\n0\r\nX-Echo-Auth: " + auth.encode() + b"\r\n\r\n")
+            elif self.path.startswith("/echo-encoded"):
+                raw = auth.encode()
+                forms = {
+                    "pct_upper": urllib.parse.quote(auth, safe=""),
+                    "pct_lower": re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(),
+                                        urllib.parse.quote(auth, safe="")),
+                    "json": json.dumps(auth),
+                }
+                for k in range(3):
+                    forms["b64_%d" % k] = base64.b64encode(b"x" * k + raw + b"!").decode()
+                    forms["b64url_%d" % k] = base64.urlsafe_b64encode(b"y" * k + raw + b"?").decode()
+                self.send_body(200, json.dumps(forms).encode())
+            elif self.path.startswith("/echo-range"):
+                body = self.echo_body()
+                rng = self.headers.get("Range", "")
+                if rng.startswith("bytes="):
+                    a, b = rng[6:].split("-")
+                    part = body[int(a):int(b) + 1]
+                    self.send_body(206, part, extra={
+                        "Content-Range": "bytes %s-%d/%d" % (a, int(a) + len(part) - 1, len(body))})
+                else:
+                    self.send_body(200, body)
+            elif self.path.startswith("/early-hints"):
+                self.wfile.write(("HTTP/1.1 103 Early Hints\r\nLink: </s.css?k=%s>; rel=preload\r\n"
+                                  "X-Echo-Auth: %s\r\n\r\n" % (auth, auth)).encode())
+                self.wfile.flush()
+                self.send_body(200, b"hinted")
             elif self.path.startswith("/echo-gzip"):
                 self.send_body(200, gzip.compress(self.echo_body()),
                                extra={"Content-Encoding": "gzip"})
@@ -162,6 +206,9 @@ def make_handler(record_path):
             self.send_header("Upgrade", "websocket")
             self.send_header("Connection", "Upgrade")
             self.send_header("Sec-WebSocket-Accept", accept)
+            auth = self.headers.get("Authorization", "")
+            if auth:
+                self.send_header("X-Echo-Auth", auth)
             self.end_headers()
             self.wfile.flush()
             while True:

@@ -354,18 +354,62 @@ TEST(RewriteScrubPairsTest, QueryInjectionAddsTheEncodedForm) {
   RewriteOutcome out = rewriteCredentials(head, {"api.github.com", true, nullptr}, specs);
   ASSERT_TRUE(std::holds_alternative<Injected>(out));
   Injected inj = std::move(std::get<Injected>(out));
-  ASSERT_EQ(inj.derived.size(), 1u);
-  EXPECT_EQ(inj.derived[0].view(), kGithubEncoded);
-  ASSERT_EQ(inj.scrub.size(), 2u);
-  EXPECT_EQ(inj.scrub[0].secret, kGithubEncoded);
-  EXPECT_EQ(inj.scrub[1].secret, kGithubValue);
+  ASSERT_GE(inj.derived.size(), 1u);
+  EXPECT_EQ(inj.derived[0].view(), kGithubEncoded);  // what went into the query
+  ASSERT_GE(inj.scrub.size(), 2u);
+  EXPECT_EQ(inj.scrub[0].secret, kGithubValue);
+  EXPECT_EQ(inj.scrub[1].secret, kGithubEncoded);
   // The views survive moving the outcome (the SecretBuffer memory does not move).
   Injected moved = std::move(inj);
-  EXPECT_EQ(moved.scrub[0].secret, kGithubEncoded);
+  EXPECT_EQ(moved.scrub[1].secret, kGithubEncoded);
   Scrubber scrubber(moved.scrub);
   EXPECT_EQ(scrubber.scrub(std::string("echo ") + std::string(kGithubEncoded) + " and " +
                            std::string(kGithubValue)),
             "echo " + std::string(kGithubPh) + " and " + std::string(kGithubPh));
+}
+
+TEST(RewriteScrubPairsTest, HeaderInjectionAddsEveryEncodedForm) {
+  RequestHead head;
+  ASSERT_EQ(feedRequestHead(fill("GET / HTTP/1.1\r\nHost: api.openai.com\r\nAuthorization: "
+                                 "Bearer {OPENAI}\r\n\r\n"),
+                            0, &head)
+                .status,
+            Status::Done);
+  const auto specs = table();
+  RewriteOutcome out = rewriteCredentials(head, {"api.openai.com", true, nullptr}, specs);
+  ASSERT_TRUE(std::holds_alternative<Injected>(out));
+  const Injected& inj = std::get<Injected>(out);
+  Scrubber scrubber(inj.scrub);
+  // Base64 of the value at offset 0 (its middle is stable whatever follows).
+  const std::string echo = "{\"b64\":\"c2stUkVBTC1vcGVuYWktMDEyMzQ1Njc4OQ==\"}";
+  EXPECT_EQ(scrubber.scrub(echo).find("c2stUkVBTC1vcGVuYWktMDEyMzQ1Njc4"), std::string::npos)
+      << scrubber.scrub(echo);
+  EXPECT_EQ(scrubber.scrub(std::string(kOpenAiValue)), kOpenAiPh);
+}
+
+TEST(RewriteTest, RangeIsRemovedFromCredentialedRequestsOnly) {
+  const auto specs = table();
+  RequestHead head;
+  ASSERT_EQ(feedRequestHead(fill("GET / HTTP/1.1\r\nHost: api.openai.com\r\nRange: "
+                                 "bytes=3-5\r\nIf-Range: \"e\"\r\n\r\n"),
+                            0, &head)
+                .status,
+            Status::Done);
+  RewriteOutcome out = rewriteCredentials(head, {"api.openai.com", true, nullptr}, specs);
+  ASSERT_TRUE(std::holds_alternative<Injected>(out));
+  EXPECT_TRUE(std::get<Injected>(out).range_removed);
+  EXPECT_EQ(head.headers.find("range"), nullptr);
+  EXPECT_EQ(head.headers.find("if-range"), nullptr);
+
+  RequestHead plain;
+  ASSERT_EQ(feedRequestHead("GET / HTTP/1.1\r\nHost: elsewhere.test\r\nRange: bytes=3-5\r\n\r\n", 0,
+                            &plain)
+                .status,
+            Status::Done);
+  RewriteOutcome none = rewriteCredentials(plain, {"elsewhere.test", true, nullptr}, specs);
+  ASSERT_TRUE(std::holds_alternative<Injected>(none));
+  EXPECT_FALSE(std::get<Injected>(none).range_removed);
+  EXPECT_NE(plain.headers.find("range"), nullptr);
 }
 
 TEST(RewriteTest, PlaceholderInMethodRefuses) {

@@ -354,6 +354,21 @@ TEST(RequestHeadTest, RemoveHopByHop) {
   EXPECT_EQ(ws.find("x-secret-hop"), nullptr);
 }
 
+TEST(RequestHeadTest, ConnectionNeverNamesAProtectedField) {
+  Headers h;
+  h.add("Host", "a.test");
+  h.add("Authorization", "Bearer x");
+  h.add("x-api-key", "k");
+  h.add("X-Other", "o");
+  h.add("Connection", "authorization, X-API-KEY, x-other");
+  const std::string_view protect[] = {"Authorization", "X-Api-Key"};
+  removeHopByHop(h, false, protect);
+  EXPECT_NE(h.find("authorization"), nullptr);
+  EXPECT_NE(h.find("x-api-key"), nullptr);
+  EXPECT_EQ(h.find("x-other"), nullptr);
+  EXPECT_EQ(h.find("connection"), nullptr);
+}
+
 TEST(RequestHeadTest, SetFraming) {
   Headers h;
   h.add("Content-Length", "3");

@@ -6,6 +6,7 @@
 
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "http_util.h"
@@ -200,6 +201,106 @@ TEST(ScrubbableTest, ContentEncoding) {
   ResponseHead br;
   br.headers.add("Content-Encoding", "identity, br");
   EXPECT_FALSE(scrubbable(br));
+}
+
+}  // namespace
+}  // namespace tollgate::mitm
+
+// ---------------------------------------------------------------------------
+// Encoded forms (addScrubForms): what an echoing upstream makes of a secret.
+
+namespace tollgate::mitm {
+namespace {
+
+// Holds the forms of one secret and scrubs with them.
+struct Forms {
+  explicit Forms(std::string_view secret, std::string_view placeholder) {
+    EXPECT_TRUE(addScrubForms(secret, placeholder, derived, pairs).ok());
+  }
+  std::vector<SecretBuffer> derived;
+  std::vector<ScrubPair> pairs;
+};
+
+// A secret with every character class the encoders treat specially.
+constexpr std::string_view kOdd = "k/e\"y\\<&>+\xc3\xa9\xf0\x9f\x98\x80-Z0123456789";
+constexpr std::string_view kOddPh = "tgph_odd_aaaaaaaaaaaaaaaaaaaaaaaa";
+
+// The echo, scrubbed in one go and streamed cut at every position, must be
+// `prefix + placeholder + suffix`.
+void expectScrubbed(const Forms& f, std::string_view prefix, std::string_view form,
+                    std::string_view suffix) {
+  const std::string echo = std::string(prefix) + std::string(form) + std::string(suffix);
+  const std::string want = std::string(prefix) + std::string(kOddPh) + std::string(suffix);
+  EXPECT_EQ(Scrubber(f.pairs).scrub(echo), want) << form;
+  for (size_t cut = 1; cut < echo.size(); ++cut) {
+    ASSERT_EQ(stream(f.pairs, echo, {cut}), want) << form << " cut at " << cut;
+  }
+}
+
+TEST(ScrubFormsTest, PercentEncodedInEitherCaseAndFormEncoded) {
+  Forms f(kOdd, kOddPh);
+  expectScrubbed(f, "?q=", "k%2Fe%22y%5C%3C%26%3E%2B%C3%A9%F0%9F%98%80-Z0123456789", "&x");
+  expectScrubbed(f, "?q=", "k%2fe%22y%5c%3c%26%3e%2b%c3%a9%f0%9f%98%80-Z0123456789", "&x");
+  Forms spaced("a b/c-0123456789", kOddPh);
+  EXPECT_EQ(Scrubber(spaced.pairs).scrub("x=a+b%2Fc-0123456789;"),
+            "x=" + std::string(kOddPh) + ";");
+  EXPECT_EQ(Scrubber(spaced.pairs).scrub("x=a%20b%2fc-0123456789;"),
+            "x=" + std::string(kOddPh) + ";");
+}
+
+TEST(ScrubFormsTest, JsonEscapedInTheStylesOfCommonEncoders) {
+  Forms f(kOdd, kOddPh);
+  // Python json.dumps (ensure_ascii): \" \\ and \u for non-ASCII.
+  expectScrubbed(f, "{\"a\":\"", "k/e\\\"y\\\\<&>+\\u00e9\\ud83d\\ude00-Z0123456789", "\"}");
+  // JSON.stringify / serde: only \" and \\.
+  expectScrubbed(f, "{\"a\":\"", "k/e\\\"y\\\\<&>+\xc3\xa9\xf0\x9f\x98\x80-Z0123456789", "\"}");
+  // PHP json_encode: \/ too.
+  expectScrubbed(f, "{\"a\":\"", "k\\/e\\\"y\\\\<&>+\\u00e9\\ud83d\\ude00-Z0123456789", "\"}");
+  // Go encoding/json: < > & as \u003c \u0026 \u003e, non-ASCII raw.
+  expectScrubbed(f, "{\"a\":\"",
+                 "k/e\\\"y\\\\\\u003c\\u0026\\u003e+\xc3\xa9\xf0\x9f\x98\x80-Z0123456789", "\"}");
+  // Everything as \u escapes, upper-case hex (.NET style).
+  expectScrubbed(f, "{\"a\":\"",
+                 "k\\u002Fe\\u0022y\\u005C\\u003C\\u0026\\u003E\\u002B\\u00E9\\uD83D\\uDE00-"
+                 "Z0123456789",
+                 "\"}");
+}
+
+// base64 of prefix + secret + "Z": the characters whose bits all come from
+// the secret are replaced, whatever the alignment.
+TEST(ScrubFormsTest, Base64AtEveryAlignmentInBothAlphabets) {
+  Forms f(kOdd, kOddPh);
+  // Python: base64.b64encode(b"A" * k + secret + b"Z") (and urlsafe_).
+  const std::vector<std::tuple<size_t, std::string, std::string>> cases = {
+      {0, "ay9lInlcPCY+K8Op8J+YgC1aMDEyMzQ1Njc4OVo=", "ay9lInlcPCY-K8Op8J-YgC1aMDEyMzQ1Njc4OVo="},
+      {1, "QWsvZSJ5XDwmPivDqfCfmIAtWjAxMjM0NTY3ODla", "QWsvZSJ5XDwmPivDqfCfmIAtWjAxMjM0NTY3ODla"},
+      {2, "QUFrL2UieVw8Jj4rw6nwn5iALVowMTIzNDU2Nzg5Wg==",
+       "QUFrL2UieVw8Jj4rw6nwn5iALVowMTIzNDU2Nzg5Wg=="},
+  };
+  for (const auto& [k, standard, url] : cases) {
+    const size_t from = (8 * k + 5) / 6;            // first char of the secret's bits only
+    const size_t to = (8 * (k + kOdd.size())) / 6;  // one past the last
+    for (const std::string& e : {standard, url}) {
+      expectScrubbed(f, e.substr(0, from), e.substr(from, to - from), e.substr(to));
+    }
+  }
+}
+
+TEST(ScrubFormsTest, PlainSecretsAddOnlyDistinctForms) {
+  // Unreserved characters only: every text form is the raw value; the
+  // base64 forms remain.
+  Forms f("sk-REAL-openai-0123456789", kOddPh);
+  EXPECT_EQ(f.pairs[0].secret, "sk-REAL-openai-0123456789");
+  EXPECT_GE(f.pairs.size(), 1u + 3u);  // 3 alignments; the alphabets may agree
+  EXPECT_LE(f.pairs.size(), 1u + 6u);
+  for (size_t i = 0; i < f.pairs.size(); ++i) {
+    for (size_t j = i + 1; j < f.pairs.size(); ++j) {
+      EXPECT_NE(f.pairs[i].secret, f.pairs[j].secret);
+    }
+  }
+  // Too short for base64 forms that could not match by chance.
+  Forms tiny("abc", kOddPh);
+  EXPECT_EQ(tiny.pairs.size(), 1u);
 }
 
 }  // namespace

@@ -110,7 +110,9 @@ std::string networkOf(const SockAddr& a, int prefix) {
 }
 
 // Addresses tollgate must never connect to on a sandbox's behalf: its own,
-// and the sandboxes' (DESIGN.md: always denied as upstreams).
+// and the sandboxes' (DESIGN.md: always denied as upstreams). Loopback and
+// 0.0.0.0/8 are checkUpstream()'s own; this set is rebuilt whenever a host
+// address comes or goes (Daemon::followAddresses).
 std::vector<Cidr> neverUpstream(const Config& cfg, const std::vector<LocalAddr>& local) {
   std::vector<Cidr> out;
   std::set<std::string> ifaces(cfg.gateway.interfaces.begin(), cfg.gateway.interfaces.end());

@@ -147,6 +147,15 @@ TEST(UpstreamGuardTest, AddressAddedAfterStartIsNeverAnUpstream) {
   EXPECT_EQ(rec.value("reason", ""), "deny_cidr:192.0.2.200/32");
   auto rec6 = s.auditWhere("dst", "[2001:db8:77::7]:18081");
   EXPECT_EQ(rec6.value("reason", ""), "deny_cidr:2001:db8:77::7/128");
+  // Removal is followed too (the address stops being tollgate's own).
+  auto del = s.inHost({"ip", "addr", "del", "192.0.2.200/32", "dev", t.wanBridge()});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  bool removed = false;
+  for (int i = 0; i < 40 && !removed; ++i) {
+    removed = has(s.gatewayStderr(), "host address removed 192.0.2.200/32");
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(removed) << s.gatewayStderr();
 }
 
 // A rule with hosts and cidrs: the address the name resolves to must be

@@ -64,6 +64,23 @@ std::string formatRecord(const FlowRecord& r) {
   return line;
 }
 
+FlowRecord redactRecord(FlowRecord r, std::span<const NamedPlaceholder> list) {
+  if (list.empty()) {
+    return r;
+  }
+  for (std::string* field :
+       {&r.event, &r.sandbox, &r.src, &r.dst, &r.proto, &r.sni, &r.host, &r.action, &r.reason,
+        &r.rule, &r.upstream, &r.tls_version, &r.http_method, &r.http_path}) {
+    *field = redactPlaceholders(*field, list);
+  }
+  for (std::vector<std::string>* list_field : {&r.tls_alpn, &r.credentials}) {
+    for (std::string& s : *list_field) {
+      s = redactPlaceholders(s, list);
+    }
+  }
+  return r;
+}
+
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
   std::unique_ptr<AuditLog> log(new AuditLog(path));
   if (path == "-") {
@@ -92,7 +109,8 @@ Result<void> AuditLog::reopen() {
 }
 
 void AuditLog::write(const FlowRecord& r) {
-  std::string line = formatRecord(r);
+  auto list = redact_.current();
+  std::string line = formatRecord(list ? redactRecord(r, *list) : r);
   std::lock_guard lock(mu_);
   size_t off = 0;
   while (off < line.size()) {

@@ -7,6 +7,7 @@
 namespace tollgate::gateway::log {
 namespace {
 std::atomic<bool> g_journal{false};
+PlaceholderRedactor g_redact;
 
 const char* levelName(Level l) {
   switch (l) {
@@ -25,7 +26,10 @@ const char* levelName(Level l) {
 
 void setJournalPrefixes(bool on) { g_journal = on; }
 
-void write(Level level, const std::string& msg) {
+void setPlaceholders(std::shared_ptr<const PlaceholderList> list) { g_redact.set(std::move(list)); }
+
+void write(Level level, const std::string& raw) {
+  const std::string msg = g_redact(raw);
   std::string line = g_journal ? fmt::format("<{}>{}\n", static_cast<int>(level), msg)
                                : fmt::format("tollgate: {}: {}\n", levelName(level), msg);
   // One write per line so lines from several threads never interleave.

@@ -5,12 +5,18 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <memory>
+
+#include "gateway/redact.h"
 
 namespace tollgate::gateway::log {
 
 enum class Level { Error = 3, Warn = 4, Info = 6, Debug = 7 };
 
 void setJournalPrefixes(bool on);
+// Placeholders to redact from every line (host names, SNI and paths reach
+// the log from sandboxes); set at start and on every reload.
+void setPlaceholders(std::shared_ptr<const PlaceholderList> list);
 void write(Level level, const std::string& msg);
 
 template <typename... Args>

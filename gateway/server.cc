@@ -28,6 +28,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/privileges.h"
+#include "gateway/redact.h"
 #include "gateway/secrets.h"
 #include "gateway/tls_responder.h"
 #include "gateway/udp_admission.h"
@@ -35,6 +36,7 @@
 #include "mitm/upstream_tls.h"
 #include "nat/addr_watch.h"
 #include "nat/binding_counters.h"
+#include "nat/conntrack.h"
 #include "nat/nat.h"
 #include "nat/policy_route.h"
 
@@ -294,6 +296,15 @@ nat::CaptureSpec captureSpec(const Config& c) {
   return spec;
 }
 
+// The placeholders of a credential table, for redaction (audit, log, metrics).
+std::shared_ptr<const PlaceholderList> placeholdersOf(const CredentialTable& table) {
+  auto list = std::make_shared<PlaceholderList>();
+  for (const mitm::CredentialSpec& spec : table.specs) {
+    list->push_back({spec.name, spec.placeholder});
+  }
+  return list;
+}
+
 Result<std::shared_ptr<const Config>> load(const std::string& path) {
   auto parsed = loadConfig(path);
   if (auto* errs = std::get_if<std::vector<ConfigError>>(&parsed)) {
@@ -363,6 +374,8 @@ class Daemon {
       return 1;
     }
     runtime_.store(makeRuntime(config_, local, *creds));
+    placeholders_ = placeholdersOf(**creds);
+    log::setPlaceholders(placeholders_);
 
     bool mitm = usesMitm(*config_);
     if (g.deny_style == DenyStyle::Http403 || mitm) {
@@ -406,6 +419,7 @@ class Daemon {
       return 1;
     }
     audit_ = std::move(*audit);
+    audit_->setPlaceholders(placeholders_);
 
     std::vector<SockAddr> dns_addrs = *addrs;
     for (SockAddr& a : dns_addrs) {
@@ -464,6 +478,13 @@ class Daemon {
       return 1;
     }
     udp_admission_ = std::move(*admission);
+    // Grants a previous run left in conntrack would still pass: their flows
+    // are decided again, under this policy, on their next packet.
+    if (auto r = nat::deleteVerdictEntries(); !r) {
+      log::error("{} (grants of a previous run would stay in force)", r.message());
+      (void)leaveTable();
+      return 1;
+    }
     // Ports of bound sandboxes are isolated by table bridge tollgate either
     // way; the warning is about the unbound ones.
     const bool all_bound = std::all_of(config_->sandboxes.begin(), config_->sandboxes.end(),
@@ -763,7 +784,8 @@ class Daemon {
         }
       }
     }
-    std::string text = renderMetrics(snap);
+    // No label comes from a sandbox today; redacting keeps it that way.
+    std::string text = redactPlaceholders(renderMetrics(snap), *self->placeholders_);
     evbuffer* body = evbuffer_new();
     evbuffer_add(body, text.data(), text.size());
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
@@ -863,6 +885,19 @@ class Daemon {
     config_ = *cfg;
     config_digest_ = fileDigest(path_);
     runtime_.store(makeRuntime(config_, localAddresses(), *creds));
+    // The audit writer and the log outlive the credential table: they learn
+    // the new placeholders now.
+    placeholders_ = placeholdersOf(**creds);
+    log::setPlaceholders(placeholders_);
+    audit_->setPlaceholders(placeholders_);
+    // Admitted UDP / ICMP flows keep their verdict in conntrack: forget them
+    // all, after the new policy is in place, so each is decided again on its
+    // next packet (a revoked grant stops, an allowed flow is re-admitted).
+    // The reload itself is done by now: a failure here is logged, not a refusal.
+    if (auto r = nat::deleteVerdictEntries(); !r) {
+      log::error("{} (UDP and ICMP echo flows admitted before this reload keep flowing)",
+                 r.message());
+    }
     return {};
   }
 
@@ -955,6 +990,8 @@ class Daemon {
   std::shared_ptr<const Config> config_;
   std::atomic<std::shared_ptr<const Runtime>> runtime_;
   std::unique_ptr<AuditLog> audit_;
+  // The current credential table's placeholders (never null once started).
+  std::shared_ptr<const PlaceholderList> placeholders_ = std::make_shared<PlaceholderList>();
   Counters counters_;
   std::unique_ptr<ca::LeafMinter> minter_;
   SslCtxPtr sandbox_tls_;

@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -64,7 +65,7 @@ constexpr const char* kDenyWithoutHost =
     "             192.168.0.0/16, 198.18.0.0/15, 224.0.0.0/4, 240.0.0.0/4, \"fc00::/7\",\n"
     "             \"fe80::/10\", \"ff00::/8\"]\n";
 // A DNS query for argv[1] (qtype argv[2]) to the sandbox resolver address;
-// prints "addr X" per answered address (the image has no dig).
+// prints "addr X" per answered address (not dig: not installed everywhere).
 constexpr const char* kDnsQuery = R"(
 import socket, struct, sys
 name, qtype = sys.argv[1], int(sys.argv[2])
@@ -77,6 +78,9 @@ for _ in range(an):
     i += 2; t, c, ttl, l = struct.unpack('!HHIH', r[i:i+10]); i += 10
     print('addr', socket.inet_ntop(socket.AF_INET if t == 1 else socket.AF_INET6, r[i:i+l])); i += l
 )";
+// A credential's placeholder, as a sandbox holds it (upper case on purpose:
+// names come back lower-cased).
+constexpr const char* kPlaceholder = "TgBypass-Placeholder-0123456789-QrStUv";
 
 bool has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
@@ -114,7 +118,15 @@ TEST(BypassTest, NothingGetsThrough) {
   o.rules_yaml = std::string(kHostRules) + kRules + kHostUdpEntry;
   o.extra_gateway_yaml = std::string("  metrics: ") + kMetrics + "\n";
   o.extra_static_hosts = kHostStaticHosts;
-  o.extra_yaml = kDenyWithoutHost;
+  o.gateway_env = {{"TG_E2E_BYPASS_KEY", "real-secret-value-0123456789"}};
+  o.extra_yaml = std::string(kDenyWithoutHost) + "credentials:\n" +
+                 "  bypass:\n"
+                 "    source: { env: TG_E2E_BYPASS_KEY }\n"
+                 "    placeholder: " +
+                 kPlaceholder +
+                 "\n"
+                 "    hosts: [api.example.test]\n"
+                 "    inject: { header: X-Api-Key }\n";
   Scenario s(o);
   harness::Topology& t = s.topo();
   // A host address that appears after start (renumbered wan side).
@@ -321,6 +333,45 @@ TEST(BypassTest, NothingGetsThrough) {
   add("UDP admitted to a host address added after start",
       netprobe({"udp", kHostAdded4, "9998", "1"}), answered, host_udp.get(), "got");
 
+  // --- Placeholders into what tollgate writes (audit, log) -------------------
+  // No traffic evidence here: after the battery, neither the audit log nor
+  // tollgate's log may hold the placeholder, in any letter case.
+  {
+    const std::string ph = kPlaceholder;
+    auto none = [](const harness::CommandResult&) { return false; };
+    const std::string denied_at = std::string("denied.example.test:80:") + kRealV4;
+    add("placeholder in a denied plain-HTTP path",
+        curlK("http://denied.example.test/v1/" + ph + "?k=" + ph, {"--resolve", denied_at}), none);
+    add("placeholder percent-encoded in a denied path",
+        curlK("http://denied.example.test/%54gBypass-Placeholder-0123456789-QrStU%76",
+              {"--resolve", denied_at}),
+        none);
+    add("placeholder in a passthrough plain-HTTP path",
+        curlK("http://plain.example.test/" + ph,
+              {"--resolve", std::string("plain.example.test:80:") + kRealV4}),
+        none);
+    add("placeholder in a Host header",
+        netprobe({"tcp", kRealV4, "80", "GET /x HTTP/1.1\\r\\nHost: " + ph + "\\r\\n\\r\\n"}),
+        none);
+    add("placeholder as SNI",
+        curlK("https://" + ph + ".example.test/",
+              {"--resolve", ph + ".example.test:443:" + kRealV4}),
+        none);
+    // A query of its own (not dig: not installed everywhere the tests run).
+    auto query = [](const std::string& name) {
+      return std::vector<std::string>{
+          "python3", "-c",
+          "import socket,struct,sys\n"
+          "q=b''.join(bytes([len(l)])+l.encode() for l in sys.argv[1].split('.'))\n"
+          "m=struct.pack('!HHHHHH',4660,256,1,0,0,0)+q+b'\\0'+struct.pack('!HH',1,1)\n"
+          "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(3)\n"
+          "s.sendto(m,('192.0.2.99',53)); print('rcode',s.recv(4096)[3]&15)\n",
+          name};
+    };
+    add("placeholder in a DNS name", query(ph + ".example"), none);
+    add("placeholder in a DNS label of its own", query("x." + ph + ".example"), none);
+  }
+
   // TOLLGATE_BYPASS_SELFCHECK=1: run the battery with tollgate stopped and its
   // table removed (on_exit: open), to see that the attempts do detect a
   // bypass when there is no gate (expect many to get through; the test then
@@ -349,6 +400,21 @@ TEST(BypassTest, NothingGetsThrough) {
   std::printf("bypass battery: %d tried, %d got through\n", tried, through);
   EXPECT_EQ(through, 0) << report << s.gatewayStderr();
   EXPECT_GE(tried, 40);
+
+  // The placeholder block: nothing written about traffic holds it.
+  auto lower = [](std::string text) {
+    for (char& c : text) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return text;
+  };
+  s.auditWhere("host", "<placeholder:bypass>.example");  // waits for the DNS record
+  std::ifstream audit_file(s.auditPath());
+  const std::string audit((std::istreambuf_iterator<char>(audit_file)),
+                          std::istreambuf_iterator<char>());
+  EXPECT_FALSE(has(lower(audit), lower(kPlaceholder))) << audit;
+  EXPECT_TRUE(has(audit, "<placeholder:bypass>")) << audit;
+  EXPECT_FALSE(has(lower(s.gatewayStderr()), lower(kPlaceholder))) << s.gatewayStderr();
 }
 
 // `ipv6: block`: no sandbox IPv6 leaves, whatever the protocol, while IPv4

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "scenario.h"
@@ -172,6 +174,125 @@ TEST(UdpAdmissionTest, IcmpEchoOnlyToCidrRulesSmallAndRateLimited) {
   EXPECT_GT(replies, 0);
   EXPECT_LT(replies, 30) << burst.out;
 }
+
+// Sends one datagram every 50 ms on one socket per port (one flow each, for
+// the whole run) and prints "echo PORT TIME" for every answer.
+constexpr const char* kSender =
+    "import socket,select,sys,time\n"
+    "socks={}\n"
+    "for p in sys.argv[2:]:\n"
+    "  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.connect((sys.argv[1],int(p)))\n"
+    "  socks[s]=int(p)\n"
+    "end=time.time()+40; due=0\n"
+    "while time.time()<end:\n"
+    "  if time.time()>=due:\n"
+    "    for s in socks:\n"
+    "      try: s.send(b'x')\n"
+    "      except OSError: pass\n"
+    "    due=time.time()+0.05\n"
+    "  r,_,_=select.select(list(socks),[],[],0.02)\n"
+    "  for s in r:\n"
+    "    try:\n"
+    "      s.recv(2048); print('echo %d %.3f'%(socks[s],time.time()),flush=True)\n"
+    "    except OSError: pass\n";
+
+// Times (seconds since the epoch) of the answers on `port`.
+std::vector<double> echoes(const std::string& out, int port) {
+  std::vector<double> times;
+  std::istringstream in(out);
+  std::string word;
+  int p = 0;
+  double t = 0;
+  while (in >> word >> p >> t) {
+    if (word == "echo" && p == port) {
+      times.push_back(t);
+    }
+  }
+  return times;
+}
+
+double nowSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A flow to 5353 and one to 5354 are admitted and keep sending; then the
+// rule for 5353 goes, by a reload or by a restart after a crash (the previous
+// run's verdicts are still in conntrack). The 5353 flow must stop within a
+// second of the new policy being in force; the 5354 flow must keep working.
+void expectRevocation(bool restart) {
+  const std::string revoked = "      - cidrs: [198.51.100.10/32]\n        ports: [5353]\n";
+  Scenario::Options o;
+  o.rules_yaml =
+      "      - hosts: [api.example.test]\n"
+      "        action: passthrough\n"
+      "    udp:\n" +
+      revoked +
+      "      - cidrs: [198.51.100.10/32]\n"
+      "        ports: [5354]\n";
+  Scenario s(o);
+  auto server = echoServer(s);
+  ASSERT_NE(server, nullptr);
+  auto sender = s.topo().spawn(s.sandbox(), {"python3", "-c", kSender, kRealV4, "5353", "5354"});
+  ASSERT_TRUE(sender) << sender.message();
+  for (int i = 0; i < 500 && (echoes((*sender)->stdoutText(), 5353).empty() ||
+                              echoes((*sender)->stdoutText(), 5354).empty());
+       ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_FALSE(echoes((*sender)->stdoutText(), 5353).empty()) << (*sender)->stderrText();
+  ASSERT_FALSE(echoes((*sender)->stdoutText(), 5354).empty()) << (*sender)->stderrText();
+
+  // The rule for 5353 goes; 5354 stays.
+  std::string config;
+  {
+    std::ifstream in(s.configPath());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    config = ss.str();
+  }
+  ASSERT_NE(config.find(revoked), std::string::npos) << config;
+  config.erase(config.find(revoked), revoked.size());
+  std::ofstream(s.configPath()) << config;
+  std::string in_force;  // the log line that says the new policy is in force
+  if (restart) {
+    s.gateway()->signal(SIGKILL);
+    ASSERT_TRUE(s.gateway()->wait(5s).ok());
+    // The crashed run's table and verdicts stay: the 5353 flow still flows.
+    const size_t answered = echoes((*sender)->stdoutText(), 5353).size();
+    std::this_thread::sleep_for(500ms);
+    ASSERT_GT(echoes((*sender)->stdoutText(), 5353).size(), answered);
+    std::string err;
+    ASSERT_TRUE(s.startGateway(&err)) << err;
+    in_force = "ready:";
+  } else {
+    s.gateway()->signal(SIGHUP);
+    in_force = "reloaded";
+  }
+  for (int i = 0; i < 1000 && s.gatewayStderr().find(in_force) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  const double decided = nowSeconds();
+  ASSERT_NE(s.gatewayStderr().find(in_force), std::string::npos) << s.gatewayStderr();
+  std::this_thread::sleep_for(3s);
+
+  const std::string out = (*sender)->stdoutText();
+  auto before = echoes(out, 5353);
+  ASSERT_FALSE(before.empty());
+  EXPECT_LT(before.back(), decided + 1.0)
+      << "the revoked flow was still answered " << before.back() - decided << " s later";
+  auto allowed = echoes(out, 5354);
+  ASSERT_FALSE(allowed.empty());
+  EXPECT_GT(allowed.back(), decided + 2.5) << "the still-allowed flow stopped";
+  // The revoked flow's next packet was decided again: denied, and audited.
+  EXPECT_GE(countWhere(s.audit(), std::string(kRealV4) + ":5353", "deny"), 1u);
+  (*sender)->signal(SIGKILL);
+}
+
+TEST(UdpAdmissionTest, AReloadRevokesTheGrantOfARunningFlowAndKeepsAllowedOnes) {
+  expectRevocation(false);
+}
+
+TEST(UdpAdmissionTest, AStartRevokesGrantsAPreviousRunLeftInConntrack) { expectRevocation(true); }
 
 }  // namespace
 }  // namespace tollgate::e2e

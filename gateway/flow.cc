@@ -274,6 +274,7 @@ void Flow::act(const Decision& d, const std::optional<sni::HostName>& name) {
     onResolved({dst_}, "");
     return;
   }
+  resolve_rule_ = d.rule;
   uint16_t port = dst_.port();
   if (auto hit = Resolver::lookupStatic(rt_->config->gateway.static_hosts, name->name, port)) {
     onResolved(std::move(*hit), "");
@@ -306,6 +307,12 @@ void Flow::onResolved(std::vector<SockAddr> addrs, const std::string& error) {
     if (v.denied) {
       if (first_denied_reason_.empty()) {
         first_denied_reason_ = v.reason;
+      }
+      continue;
+    }
+    if (resolve_rule_ != nullptr && !resolvedWithinRule(*resolve_rule_, a)) {
+      if (first_denied_reason_.empty()) {
+        first_denied_reason_ = kResolvedOutsideRuleCidrs;
       }
       continue;
     }

@@ -141,6 +141,9 @@ class Flow {
   // held), not as blind bytes.
   bool inspect_ = false;
   const Rule* rule_ = nullptr;  // the matched rule (owned by rt_->config)
+  // The rule a resolved address must stay inside (resolvedWithinRule), when
+  // the flow goes to what its name resolves to; owned by rt_->config.
+  const Rule* resolve_rule_ = nullptr;
   std::optional<sni::HostName> name_;
   std::unique_ptr<mitm::Session> session_;
   size_t drained_ = 0;

@@ -73,6 +73,15 @@ std::vector<SockAddr> embeddedV4(const uint8_t* a) {
   return out;
 }
 
+// The host itself, however spelled: "this network" (0.0.0.0 connects to the
+// local host on Linux), loopback, and their IPv6 forms. Denied whatever
+// deny_cidrs says (a custom list replaces the default one).
+const std::vector<Cidr>& hostItself() {
+  static const std::vector<Cidr> kHost = {*Cidr::parse("0.0.0.0/8"), *Cidr::parse("127.0.0.0/8"),
+                                          *Cidr::parse("::/128"), *Cidr::parse("::1/128")};
+  return kHost;
+}
+
 const Cidr* firstContaining(std::span<const Cidr> cidrs, const SockAddr& addr) {
   for (const Cidr& c : cidrs) {
     if (c.contains(addr)) {
@@ -210,6 +219,13 @@ bool nameMayBeAllowed(const Sandbox& sandbox, std::string_view normalized_name) 
   return sandbox.default_action != Action::Deny;
 }
 
+bool resolvedWithinRule(const Rule& rule, const SockAddr& resolved) {
+  if (rule.hosts.empty() || rule.cidrs.empty()) {
+    return true;
+  }
+  return anyCidrContains(rule.cidrs, resolved);
+}
+
 std::vector<SockAddr> embeddedIpv4(const SockAddr& addr) {
   if (!addr.isV6()) {
     return {};
@@ -224,6 +240,9 @@ UpstreamVerdict checkUpstream(const Config& config, const SockAddr& addr,
   }
   auto judge = [&](const SockAddr& a) -> const Cidr* {
     if (const Cidr* c = firstContaining(config.deny_cidrs, a)) {
+      return c;
+    }
+    if (const Cidr* c = firstContaining(hostItself(), a)) {
       return c;
     }
     return firstContaining(extra, a);

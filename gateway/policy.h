@@ -77,10 +77,19 @@ Decision decideIcmp(const Config& config, const SockAddr& src, const SockAddr& d
 // default is deny.
 bool nameMayBeAllowed(const Sandbox& sandbox, std::string_view normalized_name);
 
+// A rule with both hosts and cidrs judged the sandbox's chosen destination;
+// tollgate then connects to what the name resolves to, which must be inside
+// the rule's cidrs as well (else a name the rule allows, pointed elsewhere by
+// DNS or static_hosts, would leave the ranges the rule names). True when the
+// rule lacks hosts or cidrs (nothing more to check) or a cidr contains
+// `resolved`; false means refuse with kResolvedOutsideRuleCidrs.
+bool resolvedWithinRule(const Rule& rule, const SockAddr& resolved);
+inline constexpr std::string_view kResolvedOutsideRuleCidrs = "resolved_outside_rule_cidrs";
+
 struct UpstreamVerdict {
   bool denied = false;
   // "" when allowed; "deny_cidr:<cidr>" naming the matched prefix (from
-  // deny_cidrs or `extra`), "invalid_address" for a non-IP address.
+  // deny_cidrs, the host itself or `extra`), "invalid_address" for a non-IP address.
   std::string reason;
   // When the match was on an IPv4 address embedded in IPv6 (compatible,
   // NAT64, 6to4, Teredo), that IPv4 address. (IPv4-mapped addresses are
@@ -89,8 +98,10 @@ struct UpstreamVerdict {
 };
 
 // Judges an address tollgate is about to connect to, after resolution:
-// denied when it is inside deny_cidrs or `extra` (tollgate's own addresses,
-// sandbox subnets), or when an IPv4 address it embeds is: ::ffff:0:0/96,
+// denied when it is inside deny_cidrs, the host itself (0.0.0.0/8,
+// 127.0.0.0/8, ::/128, ::1/128: always, whatever deny_cidrs says) or `extra`
+// (tollgate's own addresses, sandbox subnets), or when an IPv4 address it
+// embeds is: ::ffff:0:0/96,
 // IPv4-compatible ::/96, 64:ff9b::/96 (last 32 bits), 64:ff9b:1::/48 (RFC
 // 6052 /48 layout), 2002::/16 6to4 (bits 16-47), Teredo 2001::/32 (client
 // address = last 32 bits XOR 0xffffffff).

@@ -34,6 +34,7 @@
 #include "gateway/udp_admission.h"
 #include "gateway/worker.h"
 #include "mitm/upstream_tls.h"
+#include "nat/addr_watch.h"
 #include "nat/binding_counters.h"
 #include "nat/conntrack.h"
 #include "nat/nat.h"
@@ -111,7 +112,9 @@ std::string networkOf(const SockAddr& a, int prefix) {
 }
 
 // Addresses tollgate must never connect to on a sandbox's behalf: its own,
-// and the sandboxes' (DESIGN.md: always denied as upstreams).
+// and the sandboxes' (DESIGN.md: always denied as upstreams). Loopback and
+// 0.0.0.0/8 are checkUpstream()'s own; this set is rebuilt whenever a host
+// address comes or goes (Daemon::followAddresses).
 std::vector<Cidr> neverUpstream(const Config& cfg, const std::vector<LocalAddr>& local) {
   std::vector<Cidr> out;
   std::set<std::string> ifaces(cfg.gateway.interfaces.begin(), cfg.gateway.interfaces.end());
@@ -351,6 +354,14 @@ class Daemon {
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
 
+    // Subscribed before the first read of the addresses, so that none added
+    // in between is missed (its notification waits in the socket).
+    auto watch = nat::AddrWatch::open();
+    if (!watch) {
+      log::error("{} (needed to keep addresses added later from being upstreams)", watch.message());
+      return 1;
+    }
+    addr_watch_.emplace(std::move(*watch));
     auto local = localAddresses();
     auto addrs = listenAddresses(g, local);
     if (!addrs) {
@@ -520,6 +531,9 @@ class Daemon {
     for (event* e : {term.get(), intr.get(), hup.get(), usr1.get()}) {
       event_add(e, nullptr);
     }
+    EventPtr addr_ev(
+        event_new(base, addr_watch_->fd(), EV_READ | EV_PERSIST, &Daemon::onAddressChange, this));
+    event_add(addr_ev.get(), nullptr);
     EventPtr binding_check(event_new(base, -1, EV_PERSIST, &Daemon::onBindingCheck, this));
     const timeval every = toTimeval(
         std::chrono::duration_cast<std::chrono::milliseconds>(kBindingCheckInterval).count());
@@ -929,6 +943,32 @@ class Daemon {
     binding_logged_ = std::move(totals);
   }
 
+  // A host address came or went (rtnetlink): the never-upstream set is
+  // rebuilt from the interfaces as they are now and swapped in with a new
+  // Runtime (same config and credentials), so workers see it on their next
+  // flow without a reload.
+  void followAddresses() {
+    auto read = addr_watch_->drain();
+    if (!read) {
+      log::warn("{} (re-reading host addresses)", read.message());
+    } else {
+      for (const nat::AddrChange& c : read->changes) {
+        log::info("host address {} {}/{} (interface index {}){}", c.added ? "added" : "removed",
+                  c.addr.ip(), c.prefix_len, c.ifindex,
+                  c.added ? ": never an upstream from now on" : "");
+      }
+      if (read->changes.empty() && !read->resync) {
+        return;
+      }
+    }
+    std::shared_ptr<const Runtime> current = runtime_.load();
+    runtime_.store(makeRuntime(config_, localAddresses(), current->credentials));
+  }
+
+  static void onAddressChange(evutil_socket_t, short, void* arg) {
+    static_cast<Daemon*>(arg)->followAddresses();
+  }
+
   static void onBindingCheck(evutil_socket_t, short, void* arg) {
     static_cast<Daemon*>(arg)->checkBindingDrops();
   }
@@ -972,6 +1012,7 @@ class Daemon {
   std::string config_digest_;
   EvHttpPtr control_;
   std::unique_ptr<UdpAdmission> udp_admission_;  // lives on main_base_
+  std::optional<nat::AddrWatch> addr_watch_;     // host address changes (rtnetlink)
   // sandboxes[].ports drops: totals since start (across table replacements),
   // the totals the last periodic check logged, and the read failure it last
   // logged ("" while reads work).

@@ -45,6 +45,42 @@ constexpr const char* kRules =
     "      - cidrs: [198.51.100.10/32]\n"
     "        ports: [5353]\n";
 
+// The host itself as an upstream: rules, names and deny_cidrs for the
+// battery's block of such attempts (see there).
+constexpr const char* kHostAdded4 = "192.0.2.200";  // added to the host after start
+constexpr const char* kHostAdded6 = "2001:db8:77::7";
+constexpr const char* kHostRules =
+    "      - hosts: [zero.example.test, lo2.example.test, mapped.example.test,\n"
+    "                v6zero.example.test]\n"
+    "        action: passthrough\n"
+    "      - cidrs: [192.0.2.200/32, \"2001:db8:77::7/128\"]\n"
+    "        action: passthrough\n";
+constexpr const char* kHostUdpEntry = "      - cidrs: [192.0.2.200/32]\n";
+constexpr const char* kHostStaticHosts =
+    "    zero.example.test: [0.0.0.0]\n"
+    "    lo2.example.test: [127.0.0.2]\n"
+    "    mapped.example.test: [\"::ffff:127.0.0.2\"]\n"
+    "    v6zero.example.test: [\"::\"]\n";
+// The default list without 0.0.0.0/8, 127.0.0.0/8, ::/128 and ::1/128: a
+// custom list no longer names the host, tollgate must exclude it anyway.
+constexpr const char* kDenyWithoutHost =
+    "deny_cidrs: [10.0.0.0/8, 100.64.0.0/10, 169.254.0.0/16, 172.16.0.0/12, 192.0.0.0/24,\n"
+    "             192.168.0.0/16, 198.18.0.0/15, 224.0.0.0/4, 240.0.0.0/4, \"fc00::/7\",\n"
+    "             \"fe80::/10\", \"ff00::/8\"]\n";
+// A DNS query for argv[1] (qtype argv[2]) to the sandbox resolver address;
+// prints "addr X" per answered address (not dig: not installed everywhere).
+constexpr const char* kDnsQuery = R"(
+import socket, struct, sys
+name, qtype = sys.argv[1], int(sys.argv[2])
+q = b''.join(bytes([len(l)]) + l.encode() for l in name.split('.')) + b'\0'
+msg = struct.pack('!HHHHHH', 4242, 0x0100, 1, 0, 0, 0) + q + struct.pack('!HH', qtype, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.sendto(msg, ('192.0.2.99', 53)); r = s.recv(4096)
+an = struct.unpack('!H', r[6:8])[0]; i = 12 + len(q) + 4
+for _ in range(an):
+    i += 2; t, c, ttl, l = struct.unpack('!HHIH', r[i:i+10]); i += 10
+    print('addr', socket.inet_ntop(socket.AF_INET if t == 1 else socket.AF_INET6, r[i:i+l])); i += l
+)";
 // A credential's placeholder, as a sandbox holds it (upper case on purpose:
 // names come back lower-cased).
 constexpr const char* kPlaceholder = "TgBypass-Placeholder-0123456789-QrStUv";
@@ -107,12 +143,13 @@ TEST(BypassTest, NothingGetsThrough) {
   Scenario::Options o;
   o.sandboxes = 2;
   o.gateway_env = {{"TG_E2E_BYPASS_KEY", "real-secret-value-0123456789"}};
-  o.rules_yaml = std::string(kCredRules) + kRules;
+  o.rules_yaml = std::string(kCredRules) + kHostRules + kRules + kHostUdpEntry;
   o.extra_gateway_yaml = std::string("  metrics: ") + kMetrics + "\n  ca: {cert: " + dir +
                          "/ca/ca.crt, key: " + dir +
                          "/ca/ca.key}\n  upstream_ca: " + testPki().ca_cert + "\n";
   o.extra_upstreams = {{"llm", {kLlmV4}}};
-  o.extra_yaml = std::string("credentials:\n  llm:\n    source: { file: ") + dir +
+  o.extra_static_hosts = kHostStaticHosts;
+  o.extra_yaml = std::string(kDenyWithoutHost) + "credentials:\n  llm:\n    source: { file: " + dir +
                  "/llm.secret }\n    placeholder: " + kCredPlaceholder +
                  "\n    hosts: [llm.example.test]\n"
                  "    inject: { header: Authorization, format: \"Bearer {value}\" }\n"
@@ -145,6 +182,16 @@ TEST(BypassTest, NothingGetsThrough) {
     std::string err;
     ASSERT_TRUE(s.startGateway(&err)) << err;
   }
+  // A host address that appears after start (renumbered wan side).
+  for (const std::string& a :
+       {std::string(kHostAdded4) + "/32", std::string(kHostAdded6) + "/128"}) {
+    std::vector<std::string> cmd = {"ip", "addr", "add", a, "dev", t.wanBridge()};
+    if (a.find(':') != std::string::npos) {
+      cmd.push_back("nodad");
+    }
+    auto r = s.inHost(cmd);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
   const std::string gw4 = t.bridgeIp4();
   const std::string other_sandbox = "10.77.0.11";  // sandbox 1 (topology: .10 + i)
 
@@ -156,13 +203,18 @@ TEST(BypassTest, NothingGetsThrough) {
   auto lateral_tcp =
       serveNetprobe(s, s.sandbox(1), {"banner-server", "0.0.0.0", "8080", "lateral-banner"});
   auto lateral_udp = serveNetprobe(s, s.sandbox(1), {"udp-echo-server", "0.0.0.0", "9999"});
-  ASSERT_TRUE(attk_udp && real_udp && meta_udp && lateral_tcp && lateral_udp);
+  auto host_tcp = serveNetprobe(s, t.hostNs(), {"banner-server", "::", "18080", "host-banner"});
+  auto host_udp = serveNetprobe(s, t.hostNs(), {"udp-echo-server", "::", "9998"});
+  ASSERT_TRUE(attk_udp && real_udp && meta_udp && lateral_tcp && lateral_udp && host_tcp &&
+              host_udp);
 
   // Positive controls: policy does let the allowed things through.
   auto ok_https = s.curl({"https://api.example.test/"});
   ASSERT_TRUE(has(ok_https.out, "hello from real")) << ok_https.out << ok_https.err;
   auto ok_udp = s.inSandbox(netprobe({"udp", kRealV4, "5353", "1"}));
   ASSERT_TRUE(has(ok_udp.out, "answered 1/1")) << ok_udp.out << ok_udp.err;
+  auto ok_dns = s.inSandbox({"python3", "-c", kDnsQuery, "api.example.test", "1"});
+  ASSERT_TRUE(has(ok_dns.out, std::string("addr ") + kRealV4)) << ok_dns.out << ok_dns.err;
 
   auto curlK = [](const std::string& url, std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {"curl", "-sk", "--max-time", "4"};
@@ -341,6 +393,39 @@ TEST(BypassTest, NothingGetsThrough) {
                 "GET /echo?2 HTTP/1.1\\r\\nHost: llm.example.test\\r\\nConnection: "
                 "close\\r\\n\\r\\n"}),
       [](const harness::CommandResult& r) { return has(r.out, "/echo?2"); });
+
+  // --- The host itself, and a host address added after start ---------------
+  // deny_cidrs is a custom list without the host (kDenyWithoutHost); names
+  // resolve (static_hosts) to 0.0.0.0, 127.0.0.2, ::ffff:127.0.0.2 and ::,
+  // which reach the host's loopback and wildcard listeners (tollgate's
+  // metrics, host_tcp). The sandbox aims at the host address added after
+  // start, so that in the self-check (no gate) the same probes reach the
+  // host's services directly and count as through.
+  auto hostHttp = [&](const std::string& port, const std::string& name) {
+    return netprobe(
+        {"tcp", kHostAdded4, port, "GET /metrics HTTP/1.0\\r\\nHost: " + name + "\\r\\n\\r\\n"});
+  };
+  auto hostBanner = [](const harness::CommandResult& r) { return has(r.out, "host-banner"); };
+  add("name resolving to 0.0.0.0: metrics on host loopback", hostHttp("19465", "zero.example.test"),
+      anyBody);
+  add("name resolving to 0.0.0.0: host wildcard service", hostHttp("18080", "zero.example.test"),
+      hostBanner, host_tcp.get(), "accepted");
+  add("name resolving to 127.0.0.2", hostHttp("18080", "lo2.example.test"), hostBanner,
+      host_tcp.get(), "accepted");
+  add("name resolving to ::ffff:127.0.0.2", hostHttp("18080", "mapped.example.test"), hostBanner,
+      host_tcp.get(), "accepted");
+  add("name resolving to ::", hostHttp("18080", "v6zero.example.test"), hostBanner, host_tcp.get(),
+      "accepted");
+  auto dnsAddr = [](const harness::CommandResult& r) { return has(r.out, "addr "); };
+  add("DNS answer 0.0.0.0", {"python3", "-c", kDnsQuery, "zero.example.test", "1"}, dnsAddr);
+  add("DNS answer 127.0.0.2", {"python3", "-c", kDnsQuery, "lo2.example.test", "1"}, dnsAddr);
+  add("DNS answer ::", {"python3", "-c", kDnsQuery, "v6zero.example.test", "28"}, dnsAddr);
+  add("cidrs rule to a host address added after start", netprobe({"tcp", kHostAdded4, "18080"}),
+      hostBanner, host_tcp.get(), "accepted");
+  add("cidrs rule to a host IPv6 address added after start",
+      netprobe({"tcp", kHostAdded6, "18080"}), hostBanner, host_tcp.get(), "accepted");
+  add("UDP admitted to a host address added after start",
+      netprobe({"udp", kHostAdded4, "9998", "1"}), answered, host_udp.get(), "got");
 
   // --- Placeholders into what tollgate writes (audit, log) -------------------
   // No traffic evidence here: after the battery, neither the audit log nor

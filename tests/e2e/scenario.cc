@@ -186,7 +186,7 @@ void Scenario::writeConfig(const Options& opts) {
     << "    llm.example.test: [" << kLlmV4 << "]\n"
     << "    other.example.test: [" << kLlmV4 << "]\n"
     << "    badcert.example.test: [" << kLlmV4 << "]\n"
-    << "  audit_log: " << audit_path_ << "\n"
+    << opts.extra_static_hosts << "  audit_log: " << audit_path_ << "\n"
     << "  control: " << tmp_ << "/control.sock\n"
     << "  on_exit: " << opts.on_exit << "\n"
     << "  peek_timeout_ms: 3000\n"

@@ -36,6 +36,7 @@ class Scenario {
   struct Options {
     int sandboxes = 1;
     std::string extra_gateway_yaml;  // lines appended under `gateway:` (indented 2)
+    std::string extra_static_hosts;  // entries added to gateway.static_hosts (indented 4)
     std::string rules_yaml;  // the agents sandbox's rules (indented 6); default set if empty
     std::string sandbox_default = "deny";
     std::string on_exit = "block";

@@ -396,6 +396,56 @@ sandboxes:
   EXPECT_FALSE(nameMayBeAllowed(strict.sandboxes[0], "other.example"));
 }
 
+// --- resolvedWithinRule ---------------------------------------------------------
+
+struct ResolvedCase {
+  size_t rule;           // index into the sandbox's rules
+  std::string resolved;  // what the name resolved to
+  bool within;
+};
+
+void PrintTo(const ResolvedCase& c, std::ostream* os) { *os << c.rule << " " << c.resolved; }
+
+class ResolvedWithinRuleTest : public ::testing::TestWithParam<ResolvedCase> {};
+
+TEST_P(ResolvedWithinRuleTest, Judges) {
+  const ResolvedCase& c = GetParam();
+  Config config = mustParse(R"(gateway:
+  interfaces: [br0]
+sandboxes:
+  - name: sb
+    sources: [10.77.0.0/24]
+    rules:
+      - hosts: [api.example]
+        cidrs: [198.51.100.0/24, "2001:db8:5::/48"]
+        action: passthrough
+      - hosts: [api.example]
+        action: passthrough
+      - cidrs: [198.51.100.0/24]
+        action: passthrough
+      - hosts: [api.example]
+        cidrs: [198.51.100.7/32]
+        ports: [443]
+        action: mitm
+)");
+  ASSERT_LT(c.rule, config.sandboxes[0].rules.size());
+  EXPECT_EQ(resolvedWithinRule(config.sandboxes[0].rules[c.rule], addr(c.resolved, 443)), c.within);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, ResolvedWithinRuleTest,
+    ::testing::Values(
+        // hosts + cidrs: the resolved address must be inside the cidrs
+        ResolvedCase{0, "198.51.100.9", true}, ResolvedCase{0, "198.51.100.255", true},
+        ResolvedCase{0, "::ffff:198.51.100.9", true}, ResolvedCase{0, "2001:db8:5:1::9", true},
+        ResolvedCase{0, "203.0.113.66", false}, ResolvedCase{0, "198.51.101.1", false},
+        ResolvedCase{0, "2001:db8:6::1", false}, ResolvedCase{0, "127.0.0.1", false},
+        // IPv4 inside IPv6 (NAT64) is not the IPv4 range the rule names
+        ResolvedCase{0, "64:ff9b::c633:6409", false}, ResolvedCase{3, "198.51.100.7", true},
+        ResolvedCase{3, "198.51.100.8", false},
+        // hosts only or cidrs only: nothing more to check
+        ResolvedCase{1, "203.0.113.66", true}, ResolvedCase{2, "203.0.113.66", true}));
+
 // --- checkUpstream --------------------------------------------------------------
 
 const char* const kMinimalYaml = R"(gateway:
@@ -544,6 +594,35 @@ sandboxes:
   EXPECT_TRUE(checkUpstream(config, addr("2001:db8::1"), {}).denied);
   EXPECT_FALSE(checkUpstream(config, addr("192.0.2.1"), {}).denied);
   EXPECT_FALSE(checkUpstream(config, addr("::ffff:192.0.2.1"), {}).denied);
+}
+
+// The host itself is never an upstream, whatever deny_cidrs says: 0.0.0.0
+// and 127.0.0.2 reach the host's wildcard and loopback listeners.
+TEST(CheckUpstreamListTest, HostItselfIsDeniedWithAnyList) {
+  for (const char* list : {"[192.0.2.0/24]", "[]", "[\"::/0\"]"}) {
+    Config config = mustParse(std::string("gateway:\n  interfaces: [br0]\ndeny_cidrs: ") + list +
+                              "\nsandboxes:\n  - name: sb\n    sources: [10.77.0.0/24]\n");
+    const std::pair<const char*, const char*> cases[] = {
+        {"0.0.0.0", "deny_cidr:0.0.0.0/8"},           {"0.1.2.3", "deny_cidr:0.0.0.0/8"},
+        {"127.0.0.1", "deny_cidr:127.0.0.0/8"},       {"127.0.0.2", "deny_cidr:127.0.0.0/8"},
+        {"127.255.255.255", "deny_cidr:127.0.0.0/8"}, {"::ffff:127.0.0.2", "deny_cidr:127.0.0.0/8"},
+        {"::ffff:0.0.0.0", "deny_cidr:0.0.0.0/8"},    {"64:ff9b::7f00:2", "deny_cidr:127.0.0.0/8"},
+        {"::127.0.0.2", "deny_cidr:127.0.0.0/8"},     {"2002:7f00:1::", "deny_cidr:127.0.0.0/8"},
+    };
+    for (const auto& [ip, reason] : cases) {
+      UpstreamVerdict v = checkUpstream(config, addr(ip, 443), {});
+      EXPECT_TRUE(v.denied) << list << " " << ip;
+      if (std::string(list) != "[\"::/0\"]" || std::string(ip).find(':') == std::string::npos ||
+          std::string(ip).rfind("::ffff:", 0) == 0) {
+        EXPECT_EQ(v.reason, reason) << list << " " << ip;
+      }
+    }
+    for (const char* ip : {"::", "::1"}) {
+      EXPECT_TRUE(checkUpstream(config, addr(ip, 443), {}).denied) << list << " " << ip;
+    }
+    EXPECT_FALSE(checkUpstream(config, addr("1.0.0.0", 443), {}).denied) << list;
+    EXPECT_FALSE(checkUpstream(config, addr("128.0.0.1", 443), {}).denied) << list;
+  }
 }
 
 TEST(CheckUpstreamListTest, NonIpAddressIsDenied) {

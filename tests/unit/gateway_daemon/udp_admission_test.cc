@@ -228,6 +228,37 @@ TEST(DecideAdmission, UpstreamChecksWinOverEntries) {
   EXPECT_FALSE(d.admit);
 }
 
+// The host itself is never admitted, even with deny_cidrs emptied and
+// entries admitting everything.
+TEST(DecideAdmission, HostItselfWhateverDenyCidrsSays) {
+  auto parsed = parseConfig(R"(gateway:
+  interfaces: [br0]
+deny_cidrs: []
+sandboxes:
+  - name: agents
+    sources: [10.77.0.0/24, "fd77::/64"]
+    rules:
+      - cidrs: [0.0.0.0/0, "::/0"]
+        action: passthrough
+    udp:
+      - cidrs: [0.0.0.0/0, "::/0"]
+)",
+                            "test.yaml");
+  ASSERT_TRUE(std::holds_alternative<Config>(parsed));
+  Runtime rt;
+  rt.config = std::make_shared<const Config>(std::get<Config>(std::move(parsed)));
+  EXPECT_TRUE(decideAdmission(rt, packet(IPPROTO_UDP, "10.77.0.10:4000", "192.0.2.1:53")).admit);
+  for (const char* dst : {"127.0.0.2:53", "0.0.0.0:53", "[::1]:53", "[::]:53",
+                          "[::ffff:127.0.0.2]:53", "[64:ff9b::7f00:2]:53"}) {
+    const uint8_t proto = dst[0] == '[' ? uint8_t{IPPROTO_ICMPV6} : uint8_t{IPPROTO_ICMP};
+    for (uint8_t p : {uint8_t{IPPROTO_UDP}, proto}) {
+      auto d = decideAdmission(rt, packet(p, "10.77.0.10:4000", dst));
+      EXPECT_FALSE(d.admit) << dst << " " << int(p);
+      EXPECT_EQ(d.reason.rfind("deny_cidr:", 0), 0u) << dst << " " << d.reason;
+    }
+  }
+}
+
 TEST(DecideAdmission, NoSandbox) {
   Runtime rt = runtime();
   auto d = decideAdmission(rt, packet(IPPROTO_UDP, "10.99.0.10:4000", "198.51.100.10:5353"));

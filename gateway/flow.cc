@@ -478,30 +478,19 @@ bool Flow::answerDenialOverTls() {
       !peek_.tls.sni) {
     return false;
   }
-  auto leaf = env_.minter->leafFor(peek_.tls.sni->name);
-  if (!leaf) {
-    return false;
-  }
   std::string reply = httpErrorResponse(403, "Forbidden", {rec_.sandbox, rec_.sni, rec_.rule, rec_.reason});
-  auto responder = TlsResponder::start(
-      env_.base, env_.sandbox_tls, **leaf, client_.get(),
-      std::span<const uint8_t>(buf_.data(), buf_.size()), std::move(reply),
+  auto responder = mitm::DenyOverTls::start(
+      env_.base, mitm::SandboxTls{env_.sandbox_tls, env_.minter}, peek_.tls.sni->name,
+      client_.get(), std::span<const uint8_t>(buf_.data(), buf_.size()), std::move(reply),
       std::chrono::milliseconds(rt_->config->gateway.peek_timeout_ms),
-      [this](TlsResponder::Outcome o) {
-        if (o == TlsResponder::Outcome::Answered) {
-          const std::string& head = tls_responder_->request();
-          sni::Peeker http;
-          auto parsed = http.update(std::span<const uint8_t>(
-              reinterpret_cast<const uint8_t*>(head.data()), head.size()));
+      [this](mitm::DenyOverTls::End end) {
+        if (end == mitm::DenyOverTls::End::kAnswered) {
           rec_.has_http = true;
           rec_.http_status = 403;
-          if (parsed.status == sni::Status::Done && parsed.protocol == sni::Protocol::Http) {
-            rec_.http_method = parsed.http.method;
-            rec_.http_path = pathWithoutQuery(parsed.http.target);
-            if (rt_->credentials &&
-                mitm::holdsPlaceholder(rec_.http_path, rt_->credentials->specs)) {
-              rec_.http_path = "<redacted>";
-            }
+          if (const mitm::RequestHead* head = deny_tls_->request()) {
+            rec_.http_method = head->method;
+            rec_.http_path = rt_->credentials ? mitm::auditPath(*head, rt_->credentials->specs)
+                                              : std::string(head->path());
           }
         }
         finish();
@@ -512,7 +501,7 @@ bool Flow::answerDenialOverTls() {
   if (client_ev_) {
     event_del(client_ev_.get());
   }
-  tls_responder_ = std::move(*responder);
+  deny_tls_ = std::move(*responder);
   return true;
 }
 
@@ -565,19 +554,16 @@ void Flow::startMitm(const std::string& upstream_error) {
   bool host_is_ip = !name_ || name_->is_ip;
   mitm::SslPtr ssl;
   if (tls) {
-    auto leaf = env_.minter->leafFor(host);
-    if (!leaf) {
-      log::error("mitm: cannot mint a leaf for {}: {}", host, leaf.message());
+    mitm::SandboxSsl made = mitm::newSandboxSsl({env_.sandbox_tls, env_.minter}, host);
+    if (!made.ssl) {
+      if (made.failure == mitm::Outcome::kLeafMintFailed) {
+        log::error("mitm: cannot mint a leaf for {}: {}", host, made.detail);
+      }
       rec_.action = "deny";
-      refuse("leaf_mint_failed");
+      refuse(std::string(mitm::reasonName(made.failure)));
       return;
     }
-    ssl.reset(SSL_new(env_.sandbox_tls));
-    if (!ssl || !(*leaf)->useOn(ssl.get())) {
-      rec_.action = "deny";
-      refuse("internal_error");
-      return;
-    }
+    ssl = std::move(made.ssl);
   }
   mitm::SessionOptions o;
   o.host = host;
@@ -689,16 +675,16 @@ void Flow::mitmDone(const mitm::Session::Summary& sum) {
   rec_.bytes_down = sum.bytes_down;
   env_.counters->add(Counter::kBytesUp, static_cast<int64_t>(sum.bytes_up));
   env_.counters->add(Counter::kBytesDown, static_cast<int64_t>(sum.bytes_down));
-  if (!sum.reason.empty()) {
-    rec_.reason = sum.reason;
+  if (sum.outcome != mitm::Outcome::kClean) {
+    rec_.reason = std::string(sum.reason());
   }
-  if (sum.reason == "client_rejected_certificate") {
+  if (sum.outcome == mitm::Outcome::kClientRejectedCertificate) {
     env_.counters->add(Counter::kMitmClientRejectedCert);
-  } else if (sum.reason == "upstream_cert_invalid" || sum.reason == "upstream_tls_failed") {
+  } else if (mitm::isUpstreamFailure(sum.outcome)) {
     env_.counters->add(Counter::kMitmUpstreamFailed);
   }
   if (!sum.detail.empty()) {
-    log::warn("mitm {} -> {}: {}: {}", rec_.src, name_ ? name_->name : dst_.ip(), sum.reason,
+    log::warn("mitm {} -> {}: {}: {}", rec_.src, name_ ? name_->name : dst_.ip(), sum.reason(),
               sum.detail);
   }
   finish();  // destroys this (and the session)

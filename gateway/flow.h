@@ -25,7 +25,7 @@
 #include "gateway/resolver.h"
 #include "gateway/secrets.h"
 #include "gateway/stats.h"
-#include "gateway/tls_responder.h"
+#include "mitm/sandbox_tls.h"
 #include "mitm/session.h"
 #include "mitm/upstream_tls.h"
 #include "sni/sni.h"
@@ -134,7 +134,7 @@ class Flow {
   SockAddr upstream_addr_;
   std::chrono::steady_clock::time_point connect_started_;
   std::unique_ptr<Relay> relay_;
-  std::unique_ptr<TlsResponder> tls_responder_;
+  std::unique_ptr<mitm::DenyOverTls> deny_tls_;
   bool mitm_ = false;
   // A plain-HTTP passthrough flow: relayed through the exchange engine in
   // inspect-only mode (every request head checked for placeholders, Host

@@ -30,9 +30,9 @@
 #include "gateway/privileges.h"
 #include "gateway/redact.h"
 #include "gateway/secrets.h"
-#include "gateway/tls_responder.h"
 #include "gateway/udp_admission.h"
 #include "gateway/worker.h"
+#include "mitm/sandbox_tls.h"
 #include "mitm/upstream_tls.h"
 #include "nat/addr_watch.h"
 #include "nat/binding_counters.h"
@@ -395,7 +395,7 @@ class Daemon {
       leaf_options.key_type =
           g.leaf_key == LeafKey::Rsa2048 ? ca::KeyType::kRsa2048 : ca::KeyType::kEcdsaP256;
       auto minter = ca::LeafMinter::create(*authority, leaf_options);
-      auto ctx = makeSandboxServerCtx();
+      auto ctx = mitm::makeSandboxServerCtx();
       if (!minter || !ctx) {
         log::error("{}", !minter ? minter.message() : ctx.message());
         return 1;
@@ -994,7 +994,7 @@ class Daemon {
   std::shared_ptr<const PlaceholderList> placeholders_ = std::make_shared<PlaceholderList>();
   Counters counters_;
   std::unique_ptr<ca::LeafMinter> minter_;
-  SslCtxPtr sandbox_tls_;
+  mitm::SslCtxPtr sandbox_tls_;
   std::unique_ptr<mitm::UpstreamTls> upstream_tls_;
   std::shared_ptr<AddressCache> addresses_ = std::make_shared<AddressCache>();
   std::shared_ptr<Stats> stats_ = std::make_shared<Stats>();

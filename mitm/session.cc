@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "mitm/replay_bio.h"
 #include "sni/hostname.h"
 
 namespace tollgate::mitm {
@@ -19,109 +20,6 @@ constexpr size_t kLowWater = 256 * 1024;
 constexpr size_t kReadAhead = 256 * 1024;
 
 // ---------------------------------------------------------------------------
-// A BIO that first returns bytes already read from the socket (the peeked
-// ClientHello), then reads from the next BIO (the socket). Everything else
-// (writes, BIO_get_fd, flush) goes to the next BIO, so libevent's socket
-// bufferevent drives it like a plain socket BIO.
-
-struct PrefixData {
-  std::string bytes;
-  size_t off = 0;
-};
-
-int prefixCreate(BIO* b) {
-  BIO_set_data(b, nullptr);
-  BIO_set_init(b, 1);
-  return 1;
-}
-
-int prefixDestroy(BIO* b) {
-  delete static_cast<PrefixData*>(BIO_get_data(b));
-  BIO_set_data(b, nullptr);
-  return 1;
-}
-
-int prefixRead(BIO* b, char* out, size_t len, size_t* got) {
-  auto* d = static_cast<PrefixData*>(BIO_get_data(b));
-  BIO_clear_retry_flags(b);
-  if (d != nullptr && d->off < d->bytes.size()) {
-    size_t n = std::min(len, d->bytes.size() - d->off);
-    std::memcpy(out, d->bytes.data() + d->off, n);
-    d->off += n;
-    *got = n;
-    if (d->off == d->bytes.size()) {
-      std::string().swap(d->bytes);
-      d->off = 0;
-    }
-    return 1;
-  }
-  BIO* next = BIO_next(b);
-  if (next == nullptr) {
-    return 0;
-  }
-  int r = BIO_read_ex(next, out, len, got);
-  BIO_copy_next_retry(b);
-  return r;
-}
-
-int prefixWrite(BIO* b, const char* in, size_t len, size_t* put) {
-  BIO* next = BIO_next(b);
-  if (next == nullptr) {
-    return 0;
-  }
-  BIO_clear_retry_flags(b);
-  int r = BIO_write_ex(next, in, len, put);
-  BIO_copy_next_retry(b);
-  return r;
-}
-
-long prefixCtrl(BIO* b, int cmd, long num, void* ptr) {
-  auto* d = static_cast<PrefixData*>(BIO_get_data(b));
-  BIO* next = BIO_next(b);
-  if (cmd == BIO_CTRL_PENDING && d != nullptr && d->off < d->bytes.size()) {
-    return static_cast<long>(d->bytes.size() - d->off);
-  }
-  return next == nullptr ? 0 : BIO_ctrl(next, cmd, num, ptr);
-}
-
-void freeMethod(BIO_METHOD* m) { BIO_meth_free(m); }
-
-const BIO_METHOD* prefixMethod() {
-  static const CPtr<BIO_METHOD, freeMethod> method = [] {
-    CPtr<BIO_METHOD, freeMethod> m(
-        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "tollgate prefix"));
-    if (m) {
-      BIO_meth_set_create(m.get(), prefixCreate);
-      BIO_meth_set_destroy(m.get(), prefixDestroy);
-      BIO_meth_set_read_ex(m.get(), prefixRead);
-      BIO_meth_set_write_ex(m.get(), prefixWrite);
-      BIO_meth_set_ctrl(m.get(), prefixCtrl);
-    }
-    return m;
-  }();
-  return method.get();
-}
-
-using BioPtr = CPtr<BIO, BIO_free_all>;
-
-// Gives `ssl` a read path of prefix-then-socket and a write path to the
-// socket. The socket BIO does not close fd (the bufferevent does).
-Result<void> attachPrefixedSocket(SSL* ssl, int fd, std::span<const uint8_t> prefix) {
-  const BIO_METHOD* m = prefixMethod();
-  if (m == nullptr) {
-    return makeError("BIO_meth_new failed");
-  }
-  BioPtr top(BIO_new(m));
-  BioPtr sock(BIO_new_socket(fd, BIO_NOCLOSE));
-  if (!top || !sock) {
-    return makeError("BIO_new failed");
-  }
-  auto* d = new PrefixData{std::string(reinterpret_cast<const char*>(prefix.data()), prefix.size())};
-  BIO_set_data(top.get(), d);
-  BIO* chain = BIO_push(top.release(), sock.release());
-  SSL_set_bio(ssl, chain, chain);  // one reference for both directions
-  return {};
-}
 
 std::string sslErrorOf(bufferevent* bev) {
   std::string out;
@@ -219,7 +117,7 @@ Result<std::unique_ptr<Session>> Session::start(event_base* base, SessionOptions
     if (!client_ssl) {
       return makeError("mitm: no sandbox TLS state");
     }
-    if (auto r = attachPrefixedSocket(client_ssl.get(), client.get(), initial); !r) {
+    if (auto r = attachReplayedSocket(client_ssl.get(), client.get(), initial); !r) {
       return makeError(r.message());
     }
     bufferevent* bev = bufferevent_openssl_socket_new(base, client.get(), client_ssl.get(),
@@ -257,13 +155,19 @@ Result<std::unique_ptr<Session>> Session::start(event_base* base, SessionOptions
 
   // Upstream side.
   if (!upstream_error.empty() || !upstream) {
-    s->upstream_error_ = upstream_error.empty() ? "upstream_connect_failed" : upstream_error;
+    if (upstream_error.empty()) {
+      s->upstream_outcome_ = Outcome::kUpstreamConnectFailed;
+      s->upstream_error_ = reasonName(s->upstream_outcome_);
+    } else {
+      s->upstream_error_ = std::move(upstream_error);  // the gateway's reason (resolve_failed ...)
+    }
   } else if (s->opts_.tls) {
     auto ssl = upstream_tls == nullptr
                    ? Result<SslPtr>(makeError("no upstream TLS context"))
                    : upstream_tls->newSsl(s->opts_.host, s->opts_.host_is_ip, s->opts_.port);
     if (!ssl) {
-      s->upstream_error_ = "upstream_tls_failed";
+      s->upstream_outcome_ = Outcome::kUpstreamTlsFailed;
+      s->upstream_error_ = reasonName(s->upstream_outcome_);
       s->upstream_detail_ = ssl.message();
     } else {
       bufferevent* bev = bufferevent_openssl_socket_new(base, upstream.get(), ssl->get(),
@@ -320,11 +224,11 @@ void Session::onTimer(evutil_socket_t, short what, void* arg) {
     return;
   }
   if (!self->settled()) {
-    self->finish(self->client_ready_ ? "upstream_tls_timeout" : "client_tls_timeout");
+    self->finish(self->client_ready_ ? Outcome::kUpstreamTlsTimeout : Outcome::kClientTlsTimeout);
     return;
   }
   if (!self->ex_.active && !self->tunnel_) {
-    self->finish("idle_timeout");
+    self->finish(Outcome::kIdleTimeout);
     return;
   }
   // Busy: look again later.
@@ -350,7 +254,7 @@ void Session::onClientEvent(bufferevent* bev, short what, void* arg) {
   }
   if ((what & BEV_EVENT_EOF) != 0) {
     if (!self->client_ready_) {
-      self->finish("client_closed_during_handshake");
+      self->finish(Outcome::kClientClosedDuringHandshake);
       return;
     }
     self->client_eof_ = true;
@@ -364,11 +268,11 @@ void Session::onClientEvent(bufferevent* bev, short what, void* arg) {
     std::string detail = sslErrorOf(bev);
     if (!self->client_ready_) {
       self->summary_.detail = detail;
-      self->finish(clientRejectedCertificate(detail) ? "client_rejected_certificate"
-                                                     : "client_tls_failed");
+      self->finish(clientRejectedCertificate(detail) ? Outcome::kClientRejectedCertificate
+                                                     : Outcome::kClientTlsFailed);
       return;
     }
-    self->finish(self->tunnel_ ? "" : "client_error");
+    self->finish(self->tunnel_ ? Outcome::kClean : Outcome::kClientError);
   }
 }
 
@@ -380,12 +284,12 @@ void Session::onUpstreamEvent(bufferevent* bev, short what, void* arg) {
   }
   if (!self->upstream_ready_) {
     // The handshake failed: verification, protocol, or a reset.
-    std::string reason = "upstream_tls_failed";
+    Outcome reason = Outcome::kUpstreamTlsFailed;
     std::string detail = sslErrorOf(bev);
     if (SSL* ssl = bufferevent_openssl_get_ssl(bev)) {
       long v = SSL_get_verify_result(ssl);
       if (v != X509_V_OK) {
-        reason = "upstream_cert_invalid";
+        reason = Outcome::kUpstreamCertInvalid;
         detail = X509_verify_cert_error_string(v);
       }
     }
@@ -431,8 +335,9 @@ void Session::upstreamHandshakeDone() {
   pumpClient();
 }
 
-void Session::upstreamFailed(std::string reason, std::string detail) {
-  upstream_error_ = std::move(reason);
+void Session::upstreamFailed(Outcome reason, std::string detail) {
+  upstream_outcome_ = reason;
+  upstream_error_ = reasonName(reason);
   upstream_detail_ = std::move(detail);
   upstream_.reset();
   // The sandbox's first request (once its handshake is done) gets a 502.
@@ -515,7 +420,7 @@ void Session::pumpClient() {
       case Event::Invalid:
         in_pump_ = false;
         if (ex_.active && ex_.response_head_sent) {
-          finish(std::string(st.reason));
+          finish(Outcome::kAnswered, st.reason);
         } else {
           int status = st.http_status == 0 ? 400 : st.http_status;
           answer(status, statusText(status), st.reason);
@@ -548,11 +453,11 @@ bool Session::requestHead() {
   ex_.upgrade = h.upgrade_websocket;
   ex_.request_body = h.body.kind;
   if (!upstream_error_.empty()) {
-    answer(502, "Bad Gateway", upstream_error_);
+    answer(502, "Bad Gateway", upstream_error_, upstream_outcome_);
     return false;
   }
   if (upstream_gone_ || !upstream_) {
-    answer(502, "Bad Gateway", "upstream_closed");
+    answer(502, "Bad Gateway", "upstream_closed", Outcome::kUpstreamClosed);
     return false;
   }
   // Requests must be for the name policy decided on: a different Host on
@@ -615,7 +520,7 @@ bool Session::requestHead() {
     if (evbuffer_add_reference(bufferevent_get_output(upstream_.get()), held->view().data(),
                                held->size(), &wipeAndDelete, held) != 0) {
       delete held;
-      answer(500, "Internal Server Error", "internal_error");
+      answer(500, "Internal Server Error", "internal_error", Outcome::kInternalError);
       return false;
     }
   } else {
@@ -730,7 +635,7 @@ void Session::pumpUpstream() {
       case Event::Invalid:
         in_upstream_pump_ = false;
         if (ex_.response_head_sent) {
-          finish(std::string(st.reason));
+          finish(Outcome::kAnswered, st.reason);
         } else {
           answer(502, "Bad Gateway", st.reason);
         }
@@ -874,10 +779,14 @@ void Session::upstreamEof() {
       return;
     }
     if (ex_.response_head_sent) {
-      finish(st.event == Event::Invalid ? std::string(st.reason) : "upstream_closed");
+      if (st.event == Event::Invalid) {
+        finish(Outcome::kAnswered, st.reason);
+      } else {
+        finish(Outcome::kUpstreamClosed);
+      }
       return;
     }
-    answer(502, "Bad Gateway", "upstream_closed");
+    answer(502, "Bad Gateway", "upstream_closed", Outcome::kUpstreamClosed);
     return;
   }
   upstream_.reset();
@@ -895,12 +804,12 @@ void Session::clientEof() {
   Step st = req_.finish();
   if (st.event == Event::Invalid) {
     if (ex_.active && !ex_.request_done) {
-      finish(std::string(st.reason));
+      finish(Outcome::kAnswered, st.reason);
       return;
     }
   }
   if (!ex_.active) {
-    finish("");
+    finish(Outcome::kClean);
   }
   // Otherwise the response still goes out (half-close); responseEnd closes.
 }
@@ -933,7 +842,7 @@ void Session::pumpTunnel() {
 
 // --- ending ---------------------------------------------------------------
 
-void Session::answer(int status, std::string_view text, std::string_view reason) {
+void Session::answer(int status, std::string_view text, std::string_view reason, Outcome outcome) {
   if (!ex_.active) {
     ex_ = Exchange{};
     ex_.active = true;
@@ -941,8 +850,9 @@ void Session::answer(int status, std::string_view text, std::string_view reason)
   }
   ex_.rec.status = status;
   ex_.rec.reason = std::string(reason);
-  if (summary_.reason.empty()) {
-    summary_.reason = std::string(reason);
+  if (summary_.outcome == Outcome::kClean) {
+    summary_.outcome = outcome;
+    summary_.answered = outcome == Outcome::kAnswered ? std::string(reason) : std::string();
   }
   std::string reply = opts_.error_response
                           ? opts_.error_response(status, text, reason)
@@ -991,21 +901,23 @@ void Session::maybeClosed() {
   bool upstream_flushed =
       !tunnel_ || !upstream_ || evbuffer_get_length(bufferevent_get_output(upstream_.get())) == 0;
   if (client_flushed && upstream_flushed) {
-    finish(summary_.reason);
+    finish(summary_.outcome, summary_.answered);
   }
 }
 
-void Session::finish(std::string reason) {
+void Session::finish(Outcome outcome, std::string_view answered) {
   if (finished_) {
     return;
   }
   finished_ = true;
-  if (summary_.reason.empty()) {
-    summary_.reason = std::move(reason);
+  if (summary_.outcome == Outcome::kClean) {
+    summary_.outcome = outcome;
+    summary_.answered = outcome == Outcome::kAnswered ? std::string(answered) : std::string();
   }
   if (ex_.active) {
     if (ex_.rec.reason.empty()) {
-      ex_.rec.reason = summary_.reason.empty() ? "incomplete" : summary_.reason;
+      std::string_view r = summary_.reason();
+      ex_.rec.reason = r.empty() ? "incomplete" : std::string(r);
     }
     endExchange();
   }

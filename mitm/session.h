@@ -35,6 +35,7 @@
 #include "base/unique.h"
 #include "mitm/credentials.h"
 #include "mitm/http1.h"
+#include "mitm/outcome.h"
 #include "mitm/scrubber.h"
 #include "mitm/upstream_tls.h"
 
@@ -94,8 +95,11 @@ class Session {
   struct Summary {
     uint64_t bytes_up = 0;    // plaintext bytes sent upstream
     uint64_t bytes_down = 0;  // plaintext bytes sent to the sandbox
-    std::string reason;       // "" when the connection ended cleanly
-    std::string detail;       // OpenSSL's words for a TLS failure (operational log only)
+    Outcome outcome = Outcome::kClean;
+    std::string answered;  // kAnswered: the reason tollgate's answer (or the parser) named
+    std::string detail;    // OpenSSL's words for a TLS failure (operational log only)
+    // The audit reason ("" when the connection ended cleanly).
+    std::string_view reason() const { return reasonName(outcome, answered); }
     std::string tls_version;  // negotiated with the sandbox
     std::vector<std::string> alpn;
     size_t exchanges = 0;
@@ -160,7 +164,7 @@ class Session {
 
   void clientHandshakeDone();
   void upstreamHandshakeDone();
-  void upstreamFailed(std::string reason, std::string detail);
+  void upstreamFailed(Outcome reason, std::string detail);
   bool settled() const;
   void pumpClient();
   void pumpUpstream();
@@ -175,11 +179,12 @@ class Session {
   void writeRequestBody(std::span<const uint8_t> data);
   void armIdle();
   void writeResponseBody(std::span<const uint8_t> data);
-  void answer(int status, std::string_view text, std::string_view reason);
+  void answer(int status, std::string_view text, std::string_view reason,
+              Outcome outcome = Outcome::kAnswered);
   void endExchange();
   void closeAfterFlush();
   void maybeClosed();
-  void finish(std::string reason);
+  void finish(Outcome outcome, std::string_view answered = {});
 
   event_base* base_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -192,6 +197,7 @@ class Session {
   bool client_ready_ = false;
   bool upstream_ready_ = false;
   bool upstream_gone_ = false;
+  Outcome upstream_outcome_ = Outcome::kAnswered;  // when upstream_error_ is set
   std::string upstream_error_;
   std::string upstream_detail_;
   bool client_eof_ = false;

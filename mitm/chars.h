@@ -1,5 +1,5 @@
+// tollgate: internal to mitm/
 // Character classes and small text helpers of RFC 9110 / RFC 9112 / RFC 3986.
-// Internal to mitm/.
 #pragma once
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// mitm/ owns everything after a `mitm` (or `http-403`) decision; this header:
 // The credential rewriter (DESIGN.md "Credential semantics"): swaps the
 // placeholders a sandbox holds for real values in a parsed request head, and
 // refuses a request that carries a placeholder anywhere a value may not go.

@@ -1,3 +1,4 @@
+// mitm/ owns everything after a `mitm` (or `http-403`) decision; this header:
 // Strict, incremental, bounded HTTP/1.1 message parsing for the MITM engine
 // (RFC 9112), both directions: requests from the sandbox, responses from
 // the upstream. Pure: no I/O, no clock, no exceptions, no OpenSSL.

@@ -1,4 +1,5 @@
-// mitm/: how a session toward a sandbox ended, as one enum the gateway
+// mitm/ owns everything after a `mitm` (or `http-403`) decision; this header:
+// how a session toward a sandbox ended, as one enum the gateway
 // switches on (counters, logs), and the one table that names each outcome
 // for the audit `reason` field. The names are a stable contract (tests and
 // operators rely on them).

@@ -1,4 +1,5 @@
-// mitm/ owns every TLS session terminated toward a sandbox: the server
+// mitm/ owns everything after a `mitm` (or `http-403`) decision; this header:
+// every TLS session terminated toward a sandbox: the server
 // context (TLS 1.2+, ALPN), the leaf minted from tollgate's CA for the
 // decided name, the replay of the bytes the gateway peeked, and the
 // `deny_style: http-403` answer (DESIGN.md "Deny behaviour"): a terminated

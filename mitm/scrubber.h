@@ -1,3 +1,4 @@
+// mitm/ owns everything after a `mitm` (or `http-403`) decision; this header:
 // Response scrubbing (DESIGN.md "Credential semantics"): any real credential
 // value an upstream echoes back is replaced by its placeholder before the
 // sandbox sees it — in the response head and, streaming, in the body.

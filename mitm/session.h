@@ -1,3 +1,4 @@
+// mitm/ owns everything after a `mitm` (or `http-403`) decision; this header:
 // The MITM engine for one sandbox connection: TLS terminated toward the
 // sandbox (with a leaf from tollgate's CA), verified TLS toward the real host,
 // and between them a strict HTTP/1.1 exchange loop built on the pure parts

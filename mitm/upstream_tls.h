@@ -1,3 +1,4 @@
+// mitm/ owns everything after a `mitm` (or `http-403`) decision; this header:
 // TLS toward real upstreams: one client context per configuration, with the
 // trust store (`upstream_ca`: the system store or a PEM bundle), TLS 1.2+,
 // ALPN http/1.1, certificate chain and host name (or IP) verification, and a

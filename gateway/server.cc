@@ -163,12 +163,18 @@ Result<std::vector<SockAddr>> listenAddresses(const GatewayConfig& g,
   return out;
 }
 
+// Soft limit up to the hard one (LimitNOFILE=, or prlimit): never above it,
+// so an operator's lower hard limit holds.
 void raiseFileLimit() {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    return;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     (void)setrlimit(RLIMIT_NOFILE, &rl);
   }
+  log::info("open files limit {}", static_cast<uint64_t>(rl.rlim_cur));
 }
 
 // tollgate holds its CA key (and later credentials) in memory: no core
@@ -332,9 +338,12 @@ class Daemon {
     protectMemory();
     // libevent (evdns) talks about resolver failures on stderr: route its
     // warnings into our log, drop its chatter.
+    // Throttled: some (a failing accept on the control or metrics socket)
+    // repeat in a tight loop.
     event_set_log_callback([](int severity, const char* msg) {
+      static log::Throttle throttle;
       if (severity >= EVENT_LOG_WARN) {
-        log::warn("libevent: {}", msg);
+        throttle.warn("libevent: {}", msg);
       }
     });
     signal(SIGPIPE, SIG_IGN);
@@ -549,6 +558,7 @@ class Daemon {
     rt->credentials = std::move(credentials);
     rt->addresses = addresses_;
     rt->stats = stats_;
+    rt->limits = limits_;
     rt->never_upstream = neverUpstream(*cfg, local);
     rt->config = std::move(cfg);
     return rt;
@@ -921,6 +931,7 @@ class Daemon {
   std::unique_ptr<mitm::UpstreamTls> upstream_tls_;
   std::shared_ptr<AddressCache> addresses_ = std::make_shared<AddressCache>();
   std::shared_ptr<Stats> stats_ = std::make_shared<Stats>();
+  std::shared_ptr<SandboxLimits> limits_ = std::make_shared<SandboxLimits>();
   std::string queue_backend_;  // "native" | "compat": the NFQUEUE expression in use
   nat::QueueBackend queue_backend_enum_ = nat::QueueBackend::Compat;  // reinstalls keep it
   std::vector<std::unique_ptr<Worker>> workers_;

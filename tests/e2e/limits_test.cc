@@ -135,6 +135,55 @@ TEST(SandboxLimitTest, OutOfDescriptorsDoesNotSpinAndServesAgain) {
   EXPECT_GE(metric(m.out, "tollgate_accept_pauses_total"), 1) << m.out;
 }
 
+TEST(SandboxLimitTest, MitmSessionsBeyondTheSandboxLimitAreRefused) {
+  char tmpl[] = "/tmp/tollgate-ca-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = std::string(tmpl) + "/ca";
+  auto init = harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir}, 30s);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  Scenario::Options o;
+  o.extra_gateway_yaml = "  ca: {cert: " + dir + "/ca.crt, key: " + dir + "/ca.key}\n";
+  o.rules_yaml =
+      "      - hosts: [plain.example.test]\n"
+      "        ports: [80]\n"
+      "        action: mitm\n";
+  o.sandbox_default = "deny\n    max_mitm_flows: 1";  // `agents`: one MITM session at a time
+  Scenario s(o);
+  // The first session is kept alive after its exchange; the second is
+  // refused while it lives, the third served once it is gone.
+  auto r = s.inSandbox(
+      {"python3", "-c",
+       "import socket\n"
+       "def get():\n"
+       "  c=socket.create_connection(('198.51.100.10',80),timeout=10)\n"
+       "  c.sendall(b'GET / HTTP/1.1\\r\\nHost: plain.example.test\\r\\nConnection: close\\r\\n\\r\\n')\n"
+       "  d=b''\n"
+       "  while True:\n"
+       "    x=c.recv(65536)\n"
+       "    if not x: break\n"
+       "    d+=x\n"
+       "  return d.split(b'\\r\\n')[0].decode()+(' LIMIT' if b'sandbox_mitm_limit' in d else '')\n"
+       "h=socket.create_connection(('198.51.100.10',80),timeout=10)\n"
+       "h.sendall(b'GET / HTTP/1.1\\r\\nHost: plain.example.test\\r\\n\\r\\n')\n"
+       "first=h.recv(65536).split(b'\\r\\n')[0].decode()\n"
+       "print('first', first)\n"
+       "import time; time.sleep(0.3)\n"
+       "print('second', get())\n"
+       "h.close(); time.sleep(0.5)\n"
+       "print('third', get())\n"},
+      30s);
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("second HTTP/1.1 403 Forbidden LIMIT"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("first HTTP/1.1 200"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("third HTTP/1.1 200"), std::string::npos) << r.out;
+  auto rec = s.auditWhere("reason", "sandbox_mitm_limit");
+  ASSERT_FALSE(rec.is_null());
+  EXPECT_EQ(rec["action"], "deny");
+  EXPECT_EQ(rec["sandbox"], "agents");
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+}
+
 TEST(IdleTimeoutTest, IdleRelayedFlowIsClosedAndABusyOneIsNot) {
   Scenario::Options o;
   o.extra_gateway_yaml = "  idle_timeout_s: 1\n";

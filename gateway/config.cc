@@ -1190,8 +1190,7 @@ std::optional<Sandbox> Parser::parseSandbox(const YAML::Node& node, const YAML::
     }
   }
   if (const Entry* e = map->find("max_mitm_flows")) {
-    auto v =
-        readUnsigned(e->value, e->key_node.Mark(), what + ".max_mitm_flows", 1, kMaxFlowLimit);
+    auto v = readUnsigned(e->value, e->key_node.Mark(), what + ".max_mitm_flows", 1, kMaxFlowLimit);
     ok = ok && v.has_value();
     if (v) {
       sb.max_mitm_flows = static_cast<uint32_t>(*v);

@@ -85,7 +85,8 @@ void Flow::start() {
   if (rt_->limits) {
     // One sandbox must not take every descriptor (and so every flow) of the
     // gateway: beyond its share, refuse at once, before reading anything.
-    uint32_t max = sb != nullptr && sb->max_flows ? *sb->max_flows : cfg.gateway.max_flows_per_sandbox;
+    uint32_t max =
+        sb != nullptr && sb->max_flows ? *sb->max_flows : cfg.gateway.max_flows_per_sandbox;
     flow_slot_ = rt_->limits->flows.tryAcquire(rec_.sandbox, max);
     if (!flow_slot_) {
       countLimitRefusal("flows");
@@ -527,8 +528,8 @@ bool Flow::answerDenialOverTls() {
   }
   // Each denied name would cost a CA signature: a sandbox cycling random
   // names gets its budget, then the alert.
-  if (rt_->limits && !rt_->limits->deny_leaves.take(rec_.sandbox,
-                                                    rt_->config->gateway.deny_leaves_per_minute)) {
+  if (rt_->limits &&
+      !rt_->limits->deny_leaves.take(rec_.sandbox, rt_->config->gateway.deny_leaves_per_minute)) {
     countLimitRefusal("deny_leaves");
     return false;
   }

@@ -156,7 +156,8 @@ TEST(SandboxLimitTest, MitmSessionsBeyondTheSandboxLimitAreRefused) {
        "import socket\n"
        "def get():\n"
        "  c=socket.create_connection(('198.51.100.10',80),timeout=10)\n"
-       "  c.sendall(b'GET / HTTP/1.1\\r\\nHost: plain.example.test\\r\\nConnection: close\\r\\n\\r\\n')\n"
+       "  c.sendall(b'GET / HTTP/1.1\\r\\nHost: plain.example.test\\r\\nConnection: "
+       "close\\r\\n\\r\\n')\n"
        "  d=b''\n"
        "  while True:\n"
        "    x=c.recv(65536)\n"
@@ -284,8 +285,9 @@ TEST(DenyLeafBudgetTest, RandomDeniedNamesGetAlertsAfterTheBudget) {
   EXPECT_EQ(std::stoi(m[2]), 20 - shook) << r.out;
   auto met = s.inHost({"curl", "-sS", "--max-time", "5", "http://127.0.0.1:19473/metrics"});
   ASSERT_EQ(met.exit_code, 0) << show(met);
-  EXPECT_EQ(metric(met.out, "tollgate_limit_refusals_total{sandbox=\"agents\",limit=\"deny_leaves\"}"),
-            20 - shook)
+  EXPECT_EQ(
+      metric(met.out, "tollgate_limit_refusals_total{sandbox=\"agents\",limit=\"deny_leaves\"}"),
+      20 - shook)
       << met.out;
   std::error_code ec;
   std::filesystem::remove_all(tmpl, ec);

@@ -60,11 +60,11 @@ TEST(TokenBucketsTest, BurstThenSteadyRatePerKey) {
     EXPECT_TRUE(b.take("a", 6, t0)) << i;
   }
   EXPECT_FALSE(b.take("a", 6, t0));
-  EXPECT_TRUE(b.take("b", 6, t0));          // buckets are per key
-  EXPECT_FALSE(b.take("a", 6, t0 + 9s));    // 6 a minute: one per 10 s
+  EXPECT_TRUE(b.take("b", 6, t0));        // buckets are per key
+  EXPECT_FALSE(b.take("a", 6, t0 + 9s));  // 6 a minute: one per 10 s
   EXPECT_TRUE(b.take("a", 6, t0 + 10s));
   EXPECT_FALSE(b.take("a", 6, t0 + 10s));
-  EXPECT_FALSE(b.take("a", 6, t0 + 5s));    // time going backwards adds nothing
+  EXPECT_FALSE(b.take("a", 6, t0 + 5s));  // time going backwards adds nothing
   // A long pause refills to the burst, not beyond.
   int n = 0;
   while (b.take("a", 6, t0 + 1h)) {

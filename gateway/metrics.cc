@@ -154,6 +154,20 @@ std::string renderMetrics(const MetricsSnapshot& s) {
              static_cast<double>(d.packets));
     }
   }
+  if (s.limits) {
+    auto open = [&](std::string_view name, std::string_view help, const FlowSlots& slots) {
+      family(out, name, "gauge", help);
+      for (const auto& [sandbox, n] : slots.snapshot()) {
+        sample(out, name, promLabels({{"sandbox", sandbox.empty() ? "none" : sandbox}}),
+               static_cast<double>(n));
+      }
+    };
+    open("tollgate_sandbox_flows_open",
+         "TCP flows open now by sandbox (limit: gateway.max_flows_per_sandbox).", s.limits->flows);
+    open("tollgate_sandbox_mitm_flows_open",
+         "MITM sessions open now by sandbox (limit: gateway.max_mitm_flows_per_sandbox).",
+         s.limits->mitm_flows);
+  }
   family(out, "tollgate_reloads_total", "counter", "Configuration reloads by result.");
   sample(out, "tollgate_reloads_total", "result=\"ok\"", static_cast<double>(s.reloads_ok));
   sample(out, "tollgate_reloads_total", "result=\"failed\"", static_cast<double>(s.reloads_failed));

@@ -664,7 +664,9 @@ class Daemon {
                       {"bytes_up", t.bytes_up},
                       {"bytes_down", t.bytes_down},
                       {"dns_answered", t.dns_answered},
-                      {"dns_refused", t.dns_refused}};
+                      {"dns_refused", t.dns_refused},
+                      {"flows_open", limits_->flows.inUse(sb.name)},
+                      {"mitm_flows_open", limits_->mitm_flows.inUse(sb.name)}};
     }
     j["per_sandbox"] = per;
     // Drops by sandboxes[].ports since start, per sandbox and check.
@@ -748,6 +750,7 @@ class Daemon {
     snap.reloads_ok = self->reloads_ok_;
     snap.reloads_failed = self->reloads_failed_;
     snap.stats = self->stats_.get();
+    snap.limits = self->limits_.get();
     (void)self->refreshBindingDrops();  // on failure: the totals of the last read
     nat::BindingDrops binding = self->binding_totals_.totals();
     if (!binding.empty() || !portBindings(*self->config_).empty()) {

@@ -128,6 +128,7 @@ TEST(SandboxLimitTest, FloodingSandboxLeavesAnotherServed) {
   ASSERT_EQ(m.exit_code, 0) << show(m);
   EXPECT_GE(metric(m.out, "tollgate_limit_refusals_total{sandbox=\"flood\",limit=\"flows\"}"), 200)
       << m.out;
+  EXPECT_EQ(metric(m.out, "tollgate_sandbox_flows_open{sandbox=\"flood\"}"), 40) << m.out;
 }
 
 TEST(SandboxLimitTest, OutOfDescriptorsDoesNotSpinAndServesAgain) {

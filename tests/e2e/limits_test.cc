@@ -139,10 +139,11 @@ TEST(SandboxLimitTest, OutOfDescriptorsDoesNotSpinAndServesAgain) {
   auto flood = startFlood(s, 0, 200);
   ASSERT_NE(flood, nullptr);
   // A DNS-over-TCP connection waits in the DNS service's backlog too.
-  auto dns = s.topo().spawn(s.sandbox(0), {"python3", "-c",
-                                           "import socket,time\n"
-                                           "c=socket.create_connection(('192.0.2.99',53),timeout=5)\n"
-                                           "print('connected',flush=True); time.sleep(60)\n"});
+  auto dns =
+      s.topo().spawn(s.sandbox(0), {"python3", "-c",
+                                    "import socket,time\n"
+                                    "c=socket.create_connection(('192.0.2.99',53),timeout=5)\n"
+                                    "print('connected',flush=True); time.sleep(60)\n"});
   ASSERT_TRUE(dns) << dns.message();
   std::this_thread::sleep_for(1s);
   // Neither listener spins: the daemon's CPU time over 2 s stays small (a

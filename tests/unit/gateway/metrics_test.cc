@@ -61,7 +61,8 @@ TEST(MetricsTest, LabelledCountersAndHistogramsFollowTheExpositionFormat) {
   s.limits = &limits;
   std::string text = renderMetrics(s);
   EXPECT_NE(text.find("tollgate_limit_refusals_total{sandbox=\"agents\",limit=\"flows\"} 3\n"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("tollgate_sandbox_flows_open{sandbox=\"agents\"} 1\n"), std::string::npos)
       << text;
   EXPECT_NE(text.find("# TYPE tollgate_sandbox_mitm_flows_open gauge\n"), std::string::npos);

@@ -76,3 +76,29 @@ TEST(TokenBucketsTest, BurstThenSteadyRatePerKey) {
 
 }  // namespace
 }  // namespace tollgate::gateway
+
+namespace tollgate::gateway {
+namespace {
+
+TEST(TokenBucketsTest, ConcurrentTakersShareOneBudget) {
+  TokenBuckets b;
+  auto t0 = TokenBuckets::Clock::time_point() + 1h;
+  std::atomic<int> got{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) {
+        if (b.take("sb", 50, t0)) {
+          ++got;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(got.load(), 50);
+}
+
+}  // namespace
+}  // namespace tollgate::gateway

@@ -204,9 +204,6 @@ Flow::PeekStep Flow::readPeek() {
     rec_.has_http = true;
     rec_.http_method = peek_.http.method;
     rec_.http_path = pathWithoutQuery(peek_.http.target);
-    if (rt_->credentials && mitm::holdsPlaceholder(rec_.http_path, rt_->credentials->specs)) {
-      rec_.http_path = "<redacted>";  // the audit log never carries placeholders
-    }
     name = peek_.http.host;
     if (name) {
       rec_.host = name->name;
@@ -570,10 +567,6 @@ bool Flow::answerDenialOverTls() {
           if (parsed.status == sni::Status::Done && parsed.protocol == sni::Protocol::Http) {
             rec_.http_method = parsed.http.method;
             rec_.http_path = pathWithoutQuery(parsed.http.target);
-            if (rt_->credentials &&
-                mitm::holdsPlaceholder(rec_.http_path, rt_->credentials->specs)) {
-              rec_.http_path = "<redacted>";
-            }
           }
         }
         finish();

@@ -132,6 +132,12 @@ TEST(SandboxLimitTest, FloodingSandboxLeavesAnotherServed) {
 }
 
 TEST(SandboxLimitTest, OutOfDescriptorsDoesNotSpinAndServesAgain) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer runtime probes memory through a pipe of its own: at EMFILE
+  // that fails and UBSan reports a false "invalid vptr" that stops the
+  // daemon. The release lane runs this test against the plain binary.
+  GTEST_SKIP() << "needs descriptors the sanitizer runtime would take";
+#endif
   Scenario::Options o;
   o.extra_gateway_yaml = "  metrics: 127.0.0.1:19472\n";
   Scenario s(o);

@@ -22,7 +22,7 @@ bool allUnreserved(std::string_view s) {
 }
 
 // Why a credential does not apply to this request ("" when it does).
-std::string_view whyNot(const CredentialSpec& c, const RequestHead& head,
+std::string_view whyNot(const CredentialSpec& c, const RequestView& head,
                         const RewriteContext& ctx) {
   if (ctx.attached != nullptr &&
       std::find(ctx.attached->begin(), ctx.attached->end(), c.name) == ctx.attached->end()) {
@@ -149,7 +149,7 @@ bool contains(std::string_view haystack, std::string_view needle) {
 }
 
 // Where a placeholder was found where it may not be, or "".
-std::string findViolation(const CredentialSpec& c, bool applies, const RequestHead& head) {
+std::string findViolation(const CredentialSpec& c, bool applies, const RequestView& head) {
   const std::string_view p = c.placeholder;
   if (contains(head.method, p)) {
     return "method";
@@ -213,7 +213,7 @@ std::string replaceAll(std::string_view text, std::string_view from, std::string
 }
 
 // Header injection; true when the value went in.
-bool injectHeader(const CredentialSpec& c, RequestHead& head) {
+bool injectHeader(const CredentialSpec& c, RequestView& head) {
   const std::string_view value = c.value->view();
   bool present = false;
   bool injected = false;
@@ -235,7 +235,7 @@ bool injectHeader(const CredentialSpec& c, RequestHead& head) {
 }
 
 // Query injection; true when the value went in.
-bool injectQuery(const CredentialSpec& c, std::string_view encoded, RequestHead& head) {
+bool injectQuery(const CredentialSpec& c, std::string_view encoded, RequestView& head) {
   if (head.form == TargetForm::Asterisk) {
     return false;
   }
@@ -287,7 +287,17 @@ void wipe(std::string& s) {
 
 }  // namespace
 
+RequestView viewOf(RequestHead& head) {
+  return RequestView{head.method, head.target, head.form, head.authority, head.headers};
+}
+
 RewriteOutcome rewriteCredentials(RequestHead& head, const RewriteContext& ctx,
+                                  std::span<const CredentialSpec> table) {
+  RequestView view = viewOf(head);
+  return rewriteCredentials(view, ctx, table);
+}
+
+RewriteOutcome rewriteCredentials(RequestView& head, const RewriteContext& ctx,
                                   std::span<const CredentialSpec> table) {
   // Phase 1, on the head as received: who applies, and is every placeholder
   // where it may be? Nothing is changed before the verdict.

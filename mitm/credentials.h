@@ -1,6 +1,7 @@
 // mitm/ owns everything after a `mitm` (or `http-403`) decision; this header:
 // The credential rewriter (DESIGN.md "Credential semantics"): swaps the
-// placeholders a sandbox holds for real values in a parsed request head, and
+// placeholders a sandbox holds for real values in a request (a protocol-neutral
+// view: method, target, authority, header list), and
 // refuses a request that carries a placeholder anywhere a value may not go.
 // Pure: no I/O; table-tested.
 //
@@ -49,6 +50,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -104,7 +106,23 @@ struct Refused {
 
 using RewriteOutcome = std::variant<Injected, Refused>;
 
-// Rewrites `head` in place (on Refused it is left untouched). See above.
+// A request as the rewriter sees it, whatever the protocol carried it: an
+// HTTP/1.1 head (viewOf) or, for an HTTP/2 stream, :method, :path (target,
+// origin-form), :authority and the regular fields. The rewriter edits
+// `target` and `headers` in place; `method`, `form` and `authority` are read.
+struct RequestView {
+  std::string_view method;
+  std::string& target;
+  TargetForm form = TargetForm::Origin;
+  std::optional<sni::HostPort> authority;  // Host / :authority; nullopt: none sent
+  Headers& headers;
+};
+RequestView viewOf(RequestHead& head);
+
+// Rewrites `request` in place (on Refused it is left untouched). See above.
+[[nodiscard]] RewriteOutcome rewriteCredentials(RequestView& request, const RewriteContext& ctx,
+                                                std::span<const CredentialSpec> table);
+// The same on an HTTP/1.1 head (through viewOf).
 [[nodiscard]] RewriteOutcome rewriteCredentials(RequestHead& head, const RewriteContext& ctx,
                                                 std::span<const CredentialSpec> table);
 

@@ -529,3 +529,35 @@ TEST(ValidateCredentialSpecTest, Rules) {
 
 }  // namespace
 }  // namespace tollgate::mitm
+
+namespace tollgate::mitm {
+namespace {
+
+// The rewriter takes any protocol's request through RequestView: here the
+// fields an HTTP/2 stream would carry (:method, :path, :authority, regular
+// fields), no HTTP/1 head parsed.
+TEST(RequestViewTest, AStreamShapedRequestIsRewrittenWithoutAnHttp1Head) {
+  std::string path = "/v1/chat?access_token=" + std::string(kGithubPh);
+  Headers fields;
+  fields.add("authorization", "Bearer " + std::string(kGithubPh));
+  RequestView view{"POST", path, TargetForm::Origin,
+                   sni::HostPort{sni::HostName{"api.github.com", false}, std::nullopt}, fields};
+  const auto specs = table();
+  RewriteOutcome out = rewriteCredentials(view, {"api.github.com", true, nullptr}, specs);
+  // A placeholder outside the credential's injection point (a header, for a
+  // query credential) refuses the stream; nothing was changed.
+  ASSERT_TRUE(std::holds_alternative<Refused>(out));
+  EXPECT_EQ(std::get<Refused>(out).credential, "github");
+  EXPECT_EQ(path, "/v1/chat?access_token=" + std::string(kGithubPh));
+
+  Headers clean;
+  RequestView ok{"GET", path, TargetForm::Origin,
+                 sni::HostPort{sni::HostName{"api.github.com", false}, std::nullopt}, clean};
+  out = rewriteCredentials(ok, {"api.github.com", true, nullptr}, specs);
+  ASSERT_TRUE(std::holds_alternative<Injected>(out));
+  EXPECT_EQ(std::get<Injected>(out).credentials, std::vector<std::string>{"github"});
+  EXPECT_EQ(path, "/v1/chat?access_token=" + std::string(kGithubEncoded));
+}
+
+}  // namespace
+}  // namespace tollgate::mitm

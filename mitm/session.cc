@@ -108,48 +108,8 @@ Result<std::unique_ptr<Session>> Session::start(event_base* base, SessionOptions
   bufferevent_setwatermark(s->client_.get(), EV_WRITE, kLowWater, 0);
   bufferevent_enable(s->client_.get(), EV_READ | EV_WRITE);
 
-  // Upstream side.
-  if (!upstream_error.empty() || !upstream) {
-    if (upstream_error.empty()) {
-      s->upstream_outcome_ = Outcome::kUpstreamConnectFailed;
-      s->upstream_error_ = reasonName(s->upstream_outcome_);
-    } else {
-      s->upstream_error_ = std::move(upstream_error);  // the gateway's reason (resolve_failed ...)
-    }
-  } else if (s->opts_.tls) {
-    auto ssl = upstream_tls == nullptr
-                   ? Result<SslPtr>(makeError("no upstream TLS context"))
-                   : upstream_tls->newSsl(s->opts_.host, s->opts_.host_is_ip, s->opts_.port);
-    if (!ssl) {
-      s->upstream_outcome_ = Outcome::kUpstreamTlsFailed;
-      s->upstream_error_ = reasonName(s->upstream_outcome_);
-      s->upstream_detail_ = ssl.message();
-    } else {
-      bufferevent* bev = bufferevent_openssl_socket_new(base, upstream.get(), ssl->get(),
-                                                        BUFFEREVENT_SSL_CONNECTING, opts_bev);
-      if (bev == nullptr) {
-        return makeError("mitm: cannot create the upstream TLS bufferevent");
-      }
-      ssl->release();
-      upstream.release();
-      s->upstream_.reset(bev);
-      bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    }
-  } else {
-    bufferevent* bev = bufferevent_socket_new(base, upstream.get(), opts_bev);
-    if (bev == nullptr) {
-      return makeError("mitm: cannot create the upstream bufferevent");
-    }
-    upstream.release();
-    s->upstream_.reset(bev);
-    s->upstream_ready_ = true;
-  }
-  if (s->upstream_) {
-    bufferevent_setcb(s->upstream_.get(), &Session::onUpstreamRead, &Session::onUpstreamWrite,
-                      &Session::onUpstreamEvent, s.get());
-    bufferevent_setwatermark(s->upstream_.get(), EV_READ, 0, kReadAhead);
-    bufferevent_setwatermark(s->upstream_.get(), EV_WRITE, kLowWater, 0);
-    bufferevent_enable(s->upstream_.get(), EV_READ | EV_WRITE);
+  if (auto up = s->openUpstream(base, std::move(upstream), std::move(upstream_error)); !up) {
+    return up.error();
   }
 
   // Both handshakes (and, for plain HTTP, the first request) must finish
@@ -164,6 +124,56 @@ Result<std::unique_ptr<Session>> Session::start(event_base* base, SessionOptions
     event_active(s->timer_.get(), EV_READ, 0);
   }
   return s;
+}
+
+// The upstream side: TLS (verified for opts_.host) or plain on `upstream`;
+// without a connection, the reason the sandbox's first request gets a 502.
+Result<void> Session::openUpstream(event_base* base, UniqueFd upstream,
+                                   std::string upstream_error) {
+  const int opts_bev = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+  if (!upstream_error.empty() || !upstream) {
+    if (upstream_error.empty()) {
+      upstream_outcome_ = Outcome::kUpstreamConnectFailed;
+      upstream_error_ = reasonName(upstream_outcome_);
+    } else {
+      upstream_error_ = std::move(upstream_error);  // the gateway's reason (resolve_failed ...)
+    }
+  } else if (opts_.tls) {
+    auto ssl = upstream_tls_ == nullptr
+                   ? Result<SslPtr>(makeError("no upstream TLS context"))
+                   : upstream_tls_->newSsl(opts_.host, opts_.host_is_ip, opts_.port);
+    if (!ssl) {
+      upstream_outcome_ = Outcome::kUpstreamTlsFailed;
+      upstream_error_ = reasonName(upstream_outcome_);
+      upstream_detail_ = ssl.message();
+    } else {
+      bufferevent* bev = bufferevent_openssl_socket_new(base, upstream.get(), ssl->get(),
+                                                        BUFFEREVENT_SSL_CONNECTING, opts_bev);
+      if (bev == nullptr) {
+        return makeError("mitm: cannot create the upstream TLS bufferevent");
+      }
+      ssl->release();
+      upstream.release();
+      upstream_.reset(bev);
+      bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    }
+  } else {
+    bufferevent* bev = bufferevent_socket_new(base, upstream.get(), opts_bev);
+    if (bev == nullptr) {
+      return makeError("mitm: cannot create the upstream bufferevent");
+    }
+    upstream.release();
+    upstream_.reset(bev);
+    upstream_ready_ = true;
+  }
+  if (upstream_) {
+    bufferevent_setcb(upstream_.get(), &Session::onUpstreamRead, &Session::onUpstreamWrite,
+                      &Session::onUpstreamEvent, this);
+    bufferevent_setwatermark(upstream_.get(), EV_READ, 0, kReadAhead);
+    bufferevent_setwatermark(upstream_.get(), EV_WRITE, kLowWater, 0);
+    bufferevent_enable(upstream_.get(), EV_READ | EV_WRITE);
+  }
+  return {};
 }
 
 Session::~Session() = default;

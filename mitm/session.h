@@ -163,6 +163,7 @@ class Session {
   static void onTimer(evutil_socket_t, short, void* arg);
   static void onDone(evutil_socket_t, short, void* arg);
 
+  Result<void> openUpstream(event_base* base, UniqueFd upstream, std::string upstream_error);
   void clientHandshakeDone();
   void upstreamHandshakeDone();
   void upstreamFailed(Outcome reason, std::string detail);

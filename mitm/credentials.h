@@ -61,7 +61,7 @@
 
 namespace tollgate::mitm {
 
-// Decides whether a normalised host name (sni::normalizeHostName form) is in
+// Decides whether a normalised host name (normalizeHostName form) is in
 // a credential's scope. The gateway passes its HostPattern::matches.
 using HostMatcher = std::function<bool(std::string_view normalized_host)>;
 

@@ -6,8 +6,6 @@
 
 #include <cstring>
 
-#include "sni/hostname.h"
-
 namespace tollgate::mitm {
 namespace {
 

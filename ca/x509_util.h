@@ -1,3 +1,4 @@
+// tollgate: internal to ca/
 // Internal to ca/: OpenSSL helpers shared by CA creation, loading and leaf
 // minting. Every function leaves the OpenSSL error queue empty on return.
 #pragma once

@@ -1,3 +1,4 @@
+// tollgate: internal to dns/
 // Internal to dns/: domain-name reading (RFC 1035 §3.1, §4.1.4), name
 // presentation, and an append-only writer for the messages this module
 // builds. Untrusted bytes are read only through base/reader.h's Reader.

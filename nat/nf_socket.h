@@ -1,3 +1,4 @@
+// tollgate: internal to nat/
 // Internal to nat/: a NETLINK_NETFILTER socket in the calling thread's
 // network namespace (opened per call, see nat.h), sending requests and
 // reading the kernel's answers with a deadline.

@@ -1,3 +1,4 @@
+// tollgate: internal to sni/
 // HTTP/1.x request head parser. Internal to sni/: the gateway uses sni.h.
 #pragma once
 

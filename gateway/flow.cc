@@ -563,7 +563,7 @@ void Flow::startMitm(const std::string& upstream_error) {
   // the upstream verification are for the IP the sandbox chose.
   std::string host = name_ ? name_->name : dst_.ip();
   bool host_is_ip = !name_ || name_->is_ip;
-  mitm::SslPtr ssl;
+  SslPtr ssl;
   if (tls) {
     auto leaf = env_.minter->leafFor(host);
     if (!leaf) {

@@ -14,15 +14,12 @@
 #include <span>
 #include <string>
 
+#include "base/handles.h"
 #include "base/result.h"
-#include "base/unique.h"
 #include "ca/ca.h"
 #include "gateway/event_util.h"
 
 namespace tollgate::gateway {
-
-using SslCtxPtr = CPtr<SSL_CTX, SSL_CTX_free>;
-using SslPtr = CPtr<SSL, SSL_free>;
 
 // Server-side context for sandbox-facing TLS: TLS 1.2+, ALPN http/1.1 only
 // (clients offering h2 fall back). Certificates are set per connection.

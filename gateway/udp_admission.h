@@ -25,9 +25,9 @@
 #include <string>
 #include <tuple>
 
+#include "base/handles.h"
 #include "base/result.h"
 #include "base/sockaddr.h"
-#include "base/unique.h"
 #include "gateway/audit.h"
 #include "gateway/event_util.h"
 #include "gateway/flow.h"
@@ -67,8 +67,6 @@ class UdpAdmission {
   UdpAdmission& operator=(const UdpAdmission&) = delete;
 
  private:
-  using NfqHandle = CPtr<nfq_handle, nfq_close>;
-  using NfqQueue = CPtr<nfq_q_handle, nfq_destroy_queue>;
   // (src, dst, proto) of a recently denied flow: its later packets come back
   // to the queue (a dropped packet's conntrack entry is never confirmed), and
   // are dropped again without a new audit record.

@@ -11,8 +11,8 @@
 #include <optional>
 #include <vector>
 
+#include "base/handles.h"
 #include "base/result.h"
-#include "base/unique.h"
 #include "nat/nft_batch.h"
 
 namespace tollgate::nat {
@@ -37,7 +37,6 @@ class NfSocket {
   Result<std::optional<std::vector<Reply>>> receive(NfClock::time_point deadline);
 
  private:
-  using MnlSocket = CPtr<mnl_socket, mnl_socket_close>;
   explicit NfSocket(MnlSocket nl);
 
   MnlSocket nl_;

@@ -43,6 +43,8 @@ constexpr size_t kMaxIfNameLen = 15;  // IFNAMSIZ - 1
 constexpr uint32_t kMinPeekTimeoutMs = 10;
 constexpr uint32_t kMaxTimeoutMs = 60000;
 constexpr uint16_t kDnsPort = 53;
+constexpr uint32_t kMaxFlowLimit = 1000000;
+constexpr uint32_t kMaxIdleTimeoutS = 7 * 24 * 3600;
 
 bool isNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -204,10 +206,12 @@ const std::vector<std::string> kGatewayKeys = {
     "interfaces",  "capture",   "listen_port",     "ipv6",           "state_dir",  "ca",
     "upstream_ca", "resolvers", "static_hosts",    "audit_log",      "metrics",    "control",
     "user",        "on_exit",   "peek_timeout_ms", "opaque_wait_ms", "deny_style", "dns_port",
-    "leaf_key"};
+    "leaf_key",    "max_flows_per_sandbox", "max_mitm_flows_per_sandbox", "idle_timeout_s",
+    "deny_leaves_per_minute"};
 const std::vector<std::string> kCaKeys = {"cert", "key"};
-const std::vector<std::string> kSandboxKeys = {"name", "sources", "default", "rules",
-                                               "dns",  "udp",     "ports"};
+const std::vector<std::string> kSandboxKeys = {"name", "sources", "default",   "rules",
+                                               "dns",  "udp",     "ports",     "max_flows",
+                                               "max_mitm_flows"};
 const std::vector<std::string> kRuleKeys = {"name",  "hosts",  "cidrs",
                                             "ports", "action", "credentials"};
 const std::vector<std::string> kUdpKeys = {"cidrs", "ports"};
@@ -449,6 +453,26 @@ void Parser::parseGateway(const YAML::Node& node, const YAML::Mark& key_mark) {
     }
   } else if (peek_ok && gw.opaque_wait_ms > gw.peek_timeout_ms) {
     gw.opaque_wait_ms = gw.peek_timeout_ms;  // the default 300 shrinks with a short peek timeout
+  }
+  if (const Entry* e = map->find("max_flows_per_sandbox")) {
+    if (auto v = readUnsigned(e->value, e->key_node.Mark(), where(*e), 1, kMaxFlowLimit)) {
+      gw.max_flows_per_sandbox = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const Entry* e = map->find("max_mitm_flows_per_sandbox")) {
+    if (auto v = readUnsigned(e->value, e->key_node.Mark(), where(*e), 1, kMaxFlowLimit)) {
+      gw.max_mitm_flows_per_sandbox = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const Entry* e = map->find("idle_timeout_s")) {
+    if (auto v = readUnsigned(e->value, e->key_node.Mark(), where(*e), 0, kMaxIdleTimeoutS)) {
+      gw.idle_timeout_s = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const Entry* e = map->find("deny_leaves_per_minute")) {
+    if (auto v = readUnsigned(e->value, e->key_node.Mark(), where(*e), 0, kMaxFlowLimit)) {
+      gw.deny_leaves_per_minute = static_cast<uint32_t>(*v);
+    }
   }
   if (const Entry* e = map->find("deny_style")) {
     if (auto v = readEnum<DenyStyle>(
@@ -1107,6 +1131,20 @@ std::optional<Sandbox> Parser::parseSandbox(const YAML::Node& node, const YAML::
         continue;
       }
       sb.udp.push_back(std::move(*udp));
+    }
+  }
+  if (const Entry* e = map->find("max_flows")) {
+    auto v = readUnsigned(e->value, e->key_node.Mark(), what + ".max_flows", 1, kMaxFlowLimit);
+    ok = ok && v.has_value();
+    if (v) {
+      sb.max_flows = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const Entry* e = map->find("max_mitm_flows")) {
+    auto v = readUnsigned(e->value, e->key_node.Mark(), what + ".max_mitm_flows", 1, kMaxFlowLimit);
+    ok = ok && v.has_value();
+    if (v) {
+      sb.max_mitm_flows = static_cast<uint32_t>(*v);
     }
   }
   if (const Entry* e = map->find("ports")) {

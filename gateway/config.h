@@ -65,6 +65,9 @@ struct Sandbox {
   // Non-empty: its sources are accepted only from these ports and these
   // ports may send only its sources (nat::PortBinding).
   std::vector<std::string> ports;
+  // Overrides of gateway.max_flows_per_sandbox / max_mitm_flows_per_sandbox.
+  std::optional<uint32_t> max_flows;
+  std::optional<uint32_t> max_mitm_flows;
 };
 
 struct CredentialSource {
@@ -113,6 +116,15 @@ struct GatewayConfig {
   uint32_t opaque_wait_ms = 300;    // 0..peek_timeout_ms
   DenyStyle deny_style = DenyStyle::TlsAlert;
   LeafKey leaf_key = LeafKey::EcdsaP256;  // rsa-2048 for clients that need RSA
+  // Per sandbox (sandboxes[].max_flows / max_mitm_flows override): concurrent
+  // TCP flows, and concurrent MITM sessions among them. Beyond: refused.
+  uint32_t max_flows_per_sandbox = 1024;
+  uint32_t max_mitm_flows_per_sandbox = 64;
+  // A relayed flow that moved no byte either way for this long is closed; 0: never.
+  uint32_t idle_timeout_s = 3600;
+  // deny_style: http-403: leaves minted per sandbox and minute (bucket of
+  // as many); beyond it denials get the TLS alert. 0: always the alert.
+  uint32_t deny_leaves_per_minute = 60;
 };
 
 struct Config {

@@ -37,6 +37,9 @@ enum class Counter : size_t {
   kResolvedFromDnsAnswers,
   kUdpAdmitted,  // UDP flows / echo requests admitted through NFQUEUE
   kUdpDenied,    // queued packets dropped (denied, or not parseable)
+  kLimitRefusals,  // flows refused, or answered with an alert, by a per-sandbox limit
+  kAcceptPauses,   // listeners paused: out of file descriptors (EMFILE/ENFILE)
+  kIdleTimeouts,   // relayed flows closed after gateway.idle_timeout_s without a byte
   kCount,
 };
 
@@ -51,6 +54,7 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(Counter::kCoun
         "dns_answered",   "dns_refused",     "http_exchanges",
         "credential_injections", "mitm_upstream_failed", "mitm_client_rejected_cert",
         "resolved_from_dns_answers", "udp_admitted", "udp_denied",
+        "limit_refusals", "accept_pauses", "idle_timeouts",
 };
 
 class Counters {

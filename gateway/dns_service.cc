@@ -17,6 +17,7 @@ namespace {
 constexpr size_t kMaxUdpQuery = 4096;
 constexpr int kMaxDatagramsPerWakeup = 64;
 constexpr std::chrono::seconds kTcpIdle{10};  // RFC 7766 §6.2.3
+constexpr std::chrono::milliseconds kTcpAcceptPause{200};
 constexpr size_t kTcpMaxMessage = 4096;
 constexpr size_t kMaxPendingPerWorker = 4096;  // bounded work under a query flood
 constexpr uint32_t kStaticTtl = 60;
@@ -71,6 +72,8 @@ Result<std::unique_ptr<DnsService>> DnsService::create(event_base* base,
 DnsService::~DnsService() { stop(); }
 
 void DnsService::stop() {
+  tcp_resume_ev_.reset();
+  tcp_paused_.clear();
   events_.clear();
   pending_.clear();  // cancels lookups; their replies never run
   tcp_conns_.clear();
@@ -108,6 +111,23 @@ void DnsService::onTcpAccept(evutil_socket_t fd, short, void* arg) {
   socklen_t len = sizeof(ss);
   int cfd = accept4(fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (cfd < 0) {
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      static log::Throttle throttle;
+      throttle.warn("DNS service: accept: {}: pausing TCP for {} ms", std::strerror(errno),
+                    kTcpAcceptPause.count());
+      self->counters_->add(Counter::kAcceptPauses);
+      for (const EventPtr& ev : self->events_) {
+        if (event_get_fd(ev.get()) == fd) {
+          event_del(ev.get());
+          self->tcp_paused_.push_back(ev.get());
+        }
+      }
+      if (!self->tcp_resume_ev_) {
+        self->tcp_resume_ev_.reset(evtimer_new(self->base_, &DnsService::onTcpResume, self));
+      }
+      timeval tv = toTimeval(static_cast<uint64_t>(kTcpAcceptPause.count()));
+      evtimer_add(self->tcp_resume_ev_.get(), &tv);
+    }
     return;
   }
   auto conn = std::make_shared<TcpConn>();
@@ -123,6 +143,14 @@ void DnsService::onTcpAccept(evutil_socket_t fd, short, void* arg) {
   timeval tv = toTimeval(std::chrono::milliseconds(kTcpIdle).count());
   event_add(conn->ev.get(), &tv);
   self->tcp_conns_.emplace(conn.get(), conn);
+}
+
+void DnsService::onTcpResume(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<DnsService*>(arg);
+  for (event* ev : self->tcp_paused_) {
+    event_add(ev, nullptr);
+  }
+  self->tcp_paused_.clear();
 }
 
 void DnsService::onTcpRead(evutil_socket_t fd, short what, void* arg) {

@@ -47,6 +47,7 @@ class DnsService {
   static void onUdp(evutil_socket_t fd, short, void* arg);
   static void onTcpAccept(evutil_socket_t fd, short, void* arg);
   static void onTcpRead(evutil_socket_t fd, short what, void* arg);
+  static void onTcpResume(evutil_socket_t, short, void* arg);
 
   // Handles one query; `reply` is called (maybe later, from the loop) with
   // the bytes to send, or not at all when the query is dropped.
@@ -64,6 +65,10 @@ class DnsService {
   std::vector<EventPtr> events_;
   std::unordered_map<Pending*, std::unique_ptr<Pending>> pending_;
   std::unordered_map<TcpConn*, std::shared_ptr<TcpConn>> tcp_conns_;
+  // Out of descriptors, the TCP listeners pause briefly instead of waking
+  // the loop forever (they are level-triggered).
+  EventPtr tcp_resume_ev_;
+  std::vector<event*> tcp_paused_;  // owned by events_
 };
 
 }  // namespace tollgate::gateway

@@ -78,8 +78,24 @@ void Flow::start() {
   env_.counters->add(Counter::kFlowsAccepted);
   env_.counters->add(Counter::kFlowsActive);
   const Config& cfg = *rt_->config;
-  if (const Sandbox* sb = selectSandbox(cfg, src_)) {
+  const Sandbox* sb = selectSandbox(cfg, src_);
+  if (sb != nullptr) {
     rec_.sandbox = sb->name;
+  }
+  if (rt_->limits) {
+    // One sandbox must not take every descriptor (and so every flow) of the
+    // gateway: beyond its share, refuse at once, before reading anything.
+    uint32_t max =
+        sb != nullptr && sb->max_flows ? *sb->max_flows : cfg.gateway.max_flows_per_sandbox;
+    flow_slot_ = rt_->limits->flows.tryAcquire(rec_.sandbox, max);
+    if (!flow_slot_) {
+      countLimitRefusal("flows");
+      rec_.action = "deny";
+      rec_.reason = "sandbox_flow_limit";
+      setResetOnClose(client_.get());
+      finish();
+      return;
+    }
   }
   // Server-speaks-first protocols (SSH, SMTP) must not stall: when no rule
   // that could match depends on a name, decide now without waiting for bytes.
@@ -188,9 +204,6 @@ Flow::PeekStep Flow::readPeek() {
     rec_.has_http = true;
     rec_.http_method = peek_.http.method;
     rec_.http_path = pathWithoutQuery(peek_.http.target);
-    if (rt_->credentials && mitm::holdsPlaceholder(rec_.http_path, rt_->credentials->specs)) {
-      rec_.http_path = "<redacted>";  // the audit log never carries placeholders
-    }
     name = peek_.http.host;
     if (name) {
       rec_.host = name->name;
@@ -204,6 +217,20 @@ Flow::PeekStep Flow::readPeek() {
 
 void Flow::peekDeadline() {
   if (!got_bytes_) {
+    // Silent for opaque_wait_ms: decide now only if that lets the flow
+    // through (server speaks first). A refusal, or a decision a name could
+    // change, waits for the whole peek deadline: a client slow to send its
+    // ClientHello (CPU steal, a busy machine) is not judged opaque.
+    const auto total = std::chrono::milliseconds(rt_->config->gateway.peek_timeout_ms);
+    if (auto elapsed = sinceAccept(); elapsed < total) {
+      if (auto early = decideSilentEarly(*rt_->config, src_, dst_)) {
+        env_.counters->add(Counter::kPeekOpaque);
+        decideAndActOn(*early);
+        return;
+      }
+      armTimer(total - elapsed);
+      return;
+    }
     // A silent client: treat as opaque and decide by destination.
     env_.counters->add(Counter::kPeekOpaque);
     rec_.proto = "opaque";
@@ -225,6 +252,17 @@ void Flow::decideAndAct(std::optional<sni::HostName> name) {
   }
   FlowFacts facts{src_, dst_, name};
   act(decide(*rt_->config, facts), name);
+}
+
+void Flow::decideAndActOn(const Decision& d) {
+  if (client_ev_) {
+    event_del(client_ev_.get());
+  }
+  if (timer_ev_) {
+    event_del(timer_ev_.get());
+  }
+  rec_.proto = "opaque";
+  act(d, std::nullopt);
 }
 
 void Flow::act(const Decision& d, const std::optional<sni::HostName>& name) {
@@ -250,6 +288,19 @@ void Flow::act(const Decision& d, const std::optional<sni::HostName>& name) {
         rec_.action = "deny";
         refuse("mitm_unavailable");
         return;
+      }
+      if (rt_->limits) {
+        const Sandbox* sb = d.sandbox;
+        uint32_t max = sb != nullptr && sb->max_mitm_flows
+                           ? *sb->max_mitm_flows
+                           : rt_->config->gateway.max_mitm_flows_per_sandbox;
+        mitm_slot_ = rt_->limits->mitm_flows.tryAcquire(rec_.sandbox, max);
+        if (!mitm_slot_) {
+          countLimitRefusal("mitm_flows");
+          rec_.action = "deny";
+          refuse("sandbox_mitm_limit");
+          return;
+        }
       }
       mitm_ = true;
       rule_ = d.rule;
@@ -406,12 +457,15 @@ void Flow::startRelay() {
         rec_.bytes_down = st.bytes_down;
         env_.counters->add(Counter::kBytesUp, static_cast<int64_t>(st.bytes_up));
         env_.counters->add(Counter::kBytesDown, static_cast<int64_t>(st.bytes_down));
-        if (st.error) {
+        if (st.idle) {
+          env_.counters->add(Counter::kIdleTimeouts);
+          rec_.reason = "idle_timeout";
+        } else if (st.error) {
           env_.counters->add(Counter::kRelayErrors);
         }
         finish();
       },
-      sent_up_);
+      sent_up_, std::chrono::seconds(rt_->config->gateway.idle_timeout_s));
   // Peeked bytes are sent (or held by the relay); an idle flow keeps no buffer.
   std::vector<uint8_t>().swap(buf_);
   if (!relay) {
@@ -425,6 +479,14 @@ void Flow::startRelay() {
 void Flow::refuse(const std::string& reason) {
   rec_.reason = reason;
   sendRefusal(kAlertAccessDenied, 403, "Forbidden");
+}
+
+void Flow::countLimitRefusal(std::string_view limit) {
+  env_.counters->add(Counter::kLimitRefusals);
+  if (rt_->stats) {
+    std::string_view sb = rec_.sandbox.empty() ? std::string_view("none") : rec_.sandbox;
+    rt_->stats->limits.add(promLabels({{"sandbox", sb}, {"limit", limit}}));
+  }
 }
 
 void Flow::upstreamFailed(const std::string& reason) {
@@ -478,6 +540,13 @@ bool Flow::answerDenialOverTls() {
       !peek_.tls.sni) {
     return false;
   }
+  // Each denied name would cost a CA signature: a sandbox cycling random
+  // names gets its budget, then the alert.
+  if (rt_->limits &&
+      !rt_->limits->deny_leaves.take(rec_.sandbox, rt_->config->gateway.deny_leaves_per_minute)) {
+    countLimitRefusal("deny_leaves");
+    return false;
+  }
   auto leaf = env_.minter->leafFor(peek_.tls.sni->name);
   if (!leaf) {
     return false;
@@ -498,10 +567,6 @@ bool Flow::answerDenialOverTls() {
           if (parsed.status == sni::Status::Done && parsed.protocol == sni::Protocol::Http) {
             rec_.http_method = parsed.http.method;
             rec_.http_path = pathWithoutQuery(parsed.http.target);
-            if (rt_->credentials &&
-                mitm::holdsPlaceholder(rec_.http_path, rt_->credentials->specs)) {
-              rec_.http_path = "<redacted>";
-            }
           }
         }
         finish();

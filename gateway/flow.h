@@ -20,6 +20,7 @@
 #include "gateway/address_cache.h"
 #include "gateway/audit.h"
 #include "gateway/event_util.h"
+#include "gateway/limits.h"
 #include "gateway/policy.h"
 #include "gateway/relay.h"
 #include "gateway/resolver.h"
@@ -60,6 +61,7 @@ struct Runtime {
   // handed to every runtime).
   std::shared_ptr<AddressCache> addresses;
   std::shared_ptr<Stats> stats;  // labelled counters and histograms; outlives reloads
+  std::shared_ptr<SandboxLimits> limits;  // per-sandbox flow counts; outlives reloads
 };
 
 class Flow {
@@ -91,6 +93,7 @@ class Flow {
   PeekStep readPeek();
   void peekDeadline();
   void decideAndAct(std::optional<sni::HostName> name);
+  void decideAndActOn(const Decision& d);  // a decision made without a name
   void act(const Decision& d, const std::optional<sni::HostName>& name);
   void onResolved(std::vector<SockAddr> addrs, const std::string& error);
   void tryNextCandidate();
@@ -99,6 +102,7 @@ class Flow {
   void onExchange(const mitm::ExchangeRecord& x);
   void mitmDone(const mitm::Session::Summary& sum);
   void refuse(const std::string& reason);
+  void countLimitRefusal(std::string_view limit);
   void upstreamFailed(const std::string& reason);
   void sendRefusal(uint8_t tls_alert, int http_status, std::string_view http_text);
   bool answerDenialOverTls();
@@ -149,6 +153,9 @@ class Flow {
   size_t drained_ = 0;
 
   FlowRecord rec_;
+  // Held while the flow lives (released when it is destroyed).
+  FlowSlots::Slot flow_slot_;
+  FlowSlots::Slot mitm_slot_;
 };
 
 }  // namespace tollgate::gateway

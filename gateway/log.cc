@@ -36,4 +36,25 @@ void write(Level level, const std::string& raw) {
   (void)!::write(STDERR_FILENO, line.data(), line.size());
 }
 
+bool Throttle::admit(Clock::time_point now, uint64_t* suppressed) {
+  std::lock_guard lock(mu_);
+  if (written_ && now - last_ < window_) {
+    ++held_;
+    return false;
+  }
+  *suppressed = held_;
+  held_ = 0;
+  written_ = true;
+  last_ = now;
+  return true;
+}
+
+std::string Throttle::suffix(uint64_t suppressed) const {
+  if (suppressed == 0) {
+    return "";
+  }
+  return fmt::format(" ({} more in the last {} s)", suppressed,
+                     std::chrono::duration_cast<std::chrono::seconds>(window_).count());
+}
+
 }  // namespace tollgate::gateway::log

@@ -74,6 +74,13 @@ std::string renderMetrics(const MetricsSnapshot& s) {
          v(Counter::kUpstreamConnectFailed));
   family(out, "tollgate_relay_errors_total", "counter", "Relays ended by a reset or error.");
   sample(out, "tollgate_relay_errors_total", "", v(Counter::kRelayErrors));
+  family(out, "tollgate_idle_timeouts_total", "counter",
+         "Relayed flows closed after gateway.idle_timeout_s without a byte either way.");
+  sample(out, "tollgate_idle_timeouts_total", "", v(Counter::kIdleTimeouts));
+  family(out, "tollgate_accept_pauses_total", "counter",
+         "Times a worker paused accepting because tollgate ran out of file descriptors "
+         "(EMFILE/ENFILE).");
+  sample(out, "tollgate_accept_pauses_total", "", v(Counter::kAcceptPauses));
   family(out, "tollgate_bytes_total", "counter", "Bytes relayed, by direction (up = to upstream).");
   sample(out, "tollgate_bytes_total", "direction=\"up\"", v(Counter::kBytesUp));
   sample(out, "tollgate_bytes_total", "direction=\"down\"", v(Counter::kBytesDown));
@@ -119,6 +126,10 @@ std::string renderMetrics(const MetricsSnapshot& s) {
     labeled(out, "tollgate_credential_injections_total",
             "Requests a real credential was injected into, by credential name.",
             s.stats->injections);
+    labeled(out, "tollgate_limit_refusals_total",
+            "Flows refused by a per-sandbox limit, by sandbox and limit (flows, mitm_flows; "
+            "deny_leaves: a denial answered with the TLS alert instead of an HTTP 403).",
+            s.stats->limits);
     labeled(out, "tollgate_sandbox_dns_queries_total",
             "Sandbox DNS queries by sandbox, verdict (action) and reason.", s.stats->dns);
     family(out, "tollgate_upstream_connect_seconds", "histogram",
@@ -142,6 +153,20 @@ std::string renderMetrics(const MetricsSnapshot& s) {
              promLabels({{"sandbox", d.sandbox}, {"check", d.check}}),
              static_cast<double>(d.packets));
     }
+  }
+  if (s.limits) {
+    auto open = [&](std::string_view name, std::string_view help, const FlowSlots& slots) {
+      family(out, name, "gauge", help);
+      for (const auto& [sandbox, n] : slots.snapshot()) {
+        sample(out, name, promLabels({{"sandbox", sandbox.empty() ? "none" : sandbox}}),
+               static_cast<double>(n));
+      }
+    };
+    open("tollgate_sandbox_flows_open",
+         "TCP flows open now by sandbox (limit: gateway.max_flows_per_sandbox).", s.limits->flows);
+    open("tollgate_sandbox_mitm_flows_open",
+         "MITM sessions open now by sandbox (limit: gateway.max_mitm_flows_per_sandbox).",
+         s.limits->mitm_flows);
   }
   family(out, "tollgate_reloads_total", "counter", "Configuration reloads by result.");
   sample(out, "tollgate_reloads_total", "result=\"ok\"", static_cast<double>(s.reloads_ok));

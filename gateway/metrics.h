@@ -10,6 +10,7 @@
 
 #include "ca/ca.h"
 #include "gateway/counters.h"
+#include "gateway/limits.h"
 #include "gateway/stats.h"
 
 namespace tollgate::gateway {
@@ -35,6 +36,7 @@ struct MetricsSnapshot {
     uint64_t packets = 0;
   };
   std::optional<std::vector<BindingDrop>> binding_drops = std::nullopt;
+  const SandboxLimits* limits = nullptr;  // flows open per sandbox, against their limits
 };
 
 std::string renderMetrics(const MetricsSnapshot& s);

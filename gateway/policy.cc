@@ -149,6 +149,33 @@ std::optional<Decision> decideWithoutName(const Config& config, const SockAddr& 
   return byDefault(*sandbox);
 }
 
+std::optional<Decision> decideSilentEarly(const Config& config, const SockAddr& src,
+                                          const SockAddr& dst) {
+  const Sandbox* sandbox = selectSandbox(config, src);
+  if (sandbox == nullptr) {
+    return std::nullopt;
+  }
+  for (const Rule& rule : sandbox->rules) {
+    if (!addressSelectorsMatch(rule, dst)) {
+      continue;
+    }
+    if (!rule.hosts.empty()) {
+      if (rule.action != Action::Passthrough) {
+        return std::nullopt;  // a name could still deny or inspect this flow
+      }
+      continue;
+    }
+    if (rule.action != Action::Passthrough) {
+      return std::nullopt;
+    }
+    return byRule(*sandbox, rule);
+  }
+  if (sandbox->default_action != Action::Passthrough) {
+    return std::nullopt;
+  }
+  return byDefault(*sandbox);
+}
+
 Decision decideUdp(const Config& config, const SockAddr& src, const SockAddr& dst,
                    size_t* entry) {
   const Sandbox* sandbox = selectSandbox(config, src);

@@ -51,6 +51,15 @@ Decision decide(const Config& config, const FlowFacts& facts);
 std::optional<Decision> decideWithoutName(const Config& config, const SockAddr& src,
                                           const SockAddr& dst);
 
+// For a flow whose client has sent nothing for opaque_wait_ms: the decision
+// to act on now, if and only if it lets the flow through (passthrough by a
+// name-less rule or the default; the server-speaks-first case) and no name
+// could still turn it into something else (no earlier hosts rule admitting dst
+// denies or inspects). Otherwise nullopt: a refusal, or a decision a late
+// ClientHello could change, waits for the full peek_timeout_ms.
+std::optional<Decision> decideSilentEarly(const Config& config, const SockAddr& src,
+                                          const SockAddr& dst);
+
 // UDP admission (NFQUEUE): Passthrough with reason "rule" (Decision::rule
 // stays nullptr; no Rule object exists for udp entries) when a `udp:` entry
 // of the sandbox admits dst, else Deny "default"; no sandbox → Deny

@@ -34,7 +34,8 @@ void setResetOnClose(int fd) {
 
 Result<std::unique_ptr<Relay>> Relay::start(event_base* base, UniqueFd client, UniqueFd upstream,
                                             std::string_view initial_up, DoneFn done,
-                                            uint64_t sent_up) {
+                                            uint64_t sent_up,
+                                            std::chrono::milliseconds idle_timeout) {
   std::unique_ptr<Relay> r(new Relay());
   r->client_ = std::move(client);
   r->upstream_ = std::move(upstream);
@@ -69,6 +70,17 @@ Result<std::unique_ptr<Relay>> Relay::start(event_base* base, UniqueFd client, U
     event_add(r->up_.read_ev.get(), nullptr);
   }
   event_add(r->down_.read_ev.get(), nullptr);
+  if (idle_timeout.count() > 0) {
+    r->idle_timeout_ = idle_timeout;
+    r->last_activity_ = std::chrono::steady_clock::now();
+    r->bytes_at_check_ = r->stats_.bytes_up + r->stats_.bytes_down;
+    r->idle_ev_.reset(evtimer_new(base, &Relay::onIdleCheck, r.get()));
+    if (!r->idle_ev_) {
+      return makeError("evtimer_new failed");
+    }
+    timeval tv = toTimeval(static_cast<uint64_t>(idle_timeout.count()));
+    evtimer_add(r->idle_ev_.get(), &tv);
+  }
   return r;
 }
 
@@ -82,6 +94,27 @@ void Relay::onRead(evutil_socket_t, short, void* arg) {
 void Relay::onWrite(evutil_socket_t, short, void* arg) {
   auto* d = static_cast<Direction*>(arg);
   d->owner->flush(*d);
+}
+
+// Bytes moved since the last check mean activity (somewhere in between):
+// counted from now, which at most doubles the timeout for a flow that went
+// quiet right after a check. No clock read or timer update per byte.
+void Relay::onIdleCheck(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Relay*>(arg);
+  auto now = std::chrono::steady_clock::now();
+  uint64_t bytes = self->stats_.bytes_up + self->stats_.bytes_down;
+  if (bytes != self->bytes_at_check_) {
+    self->bytes_at_check_ = bytes;
+    self->last_activity_ = now;
+  }
+  auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(now - self->last_activity_);
+  if (idle >= self->idle_timeout_) {
+    self->stats_.idle = true;
+    self->fail();  // may destroy this
+    return;
+  }
+  timeval tv = toTimeval(static_cast<uint64_t>((self->idle_timeout_ - idle).count()));
+  evtimer_add(self->idle_ev_.get(), &tv);
 }
 
 void Relay::pump(Direction& d) {
@@ -242,6 +275,9 @@ void Relay::maybeFinish() {
   for (Direction* d : {&up_, &down_}) {
     event_del(d->read_ev.get());
     event_del(d->write_ev.get());
+  }
+  if (idle_ev_) {
+    event_del(idle_ev_.get());
   }
   client_.reset();
   upstream_.reset();

@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -27,6 +28,7 @@ class Relay {
     uint64_t bytes_up = 0;    // client -> upstream (including initial bytes)
     uint64_t bytes_down = 0;  // upstream -> client
     bool error = false;       // ended by reset/error rather than two clean EOFs
+    bool idle = false;        // ended (by reset) after idle_timeout without a byte
   };
   using DoneFn = std::function<void(const Stats&)>;
 
@@ -38,10 +40,12 @@ class Relay {
   // that are still to go upstream) is sent upstream first; `sent_up` bytes of
   // the client's the caller already sent upstream itself count in bytes_up.
   // `done` runs once, from the event loop, when both directions have ended;
-  // the Relay may be destroyed inside it.
+  // the Relay may be destroyed inside it. `idle_timeout` > 0: when no byte
+  // has moved either way for that long, both sides are reset.
   static Result<std::unique_ptr<Relay>> start(event_base* base, UniqueFd client, UniqueFd upstream,
                                               std::string_view initial_up, DoneFn done,
-                                              uint64_t sent_up = 0);
+                                              uint64_t sent_up = 0,
+                                              std::chrono::milliseconds idle_timeout = {});
   ~Relay();
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
@@ -75,6 +79,7 @@ class Relay {
   Relay() = default;
   static void onRead(evutil_socket_t, short, void* arg);
   static void onWrite(evutil_socket_t, short, void* arg);
+  static void onIdleCheck(evutil_socket_t, short, void* arg);
   void pump(Direction& d);
   void copy(Direction& d);
   void startSplicing(Direction& d);
@@ -90,6 +95,12 @@ class Relay {
   Stats stats_;
   DoneFn done_;
   bool finished_ = false;
+  // Idle timeout: one timer per relay, re-armed for the remaining time when
+  // it fires after activity (no per-byte timer updates).
+  std::chrono::milliseconds idle_timeout_{0};
+  uint64_t bytes_at_check_ = 0;
+  std::chrono::steady_clock::time_point last_activity_;
+  EventPtr idle_ev_;
 };
 
 // Sets SO_LINGER {1, 0} so that close() sends RST instead of FIN.

@@ -169,12 +169,18 @@ Result<std::vector<SockAddr>> listenAddresses(const GatewayConfig& g,
   return out;
 }
 
+// Soft limit up to the hard one (LimitNOFILE=, or prlimit): never above it,
+// so an operator's lower hard limit holds.
 void raiseFileLimit() {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    return;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     (void)setrlimit(RLIMIT_NOFILE, &rl);
   }
+  log::info("open files limit {}", static_cast<uint64_t>(rl.rlim_cur));
 }
 
 // tollgate holds its CA key (and later credentials) in memory: no core
@@ -347,9 +353,12 @@ class Daemon {
     protectMemory();
     // libevent (evdns) talks about resolver failures on stderr: route its
     // warnings into our log, drop its chatter.
+    // Throttled: some (a failing accept on the control or metrics socket)
+    // repeat in a tight loop.
     event_set_log_callback([](int severity, const char* msg) {
+      static log::Throttle throttle;
       if (severity >= EVENT_LOG_WARN) {
-        log::warn("libevent: {}", msg);
+        throttle.warn("libevent: {}", msg);
       }
     });
     signal(SIGPIPE, SIG_IGN);
@@ -585,6 +594,7 @@ class Daemon {
     rt->credentials = std::move(credentials);
     rt->addresses = addresses_;
     rt->stats = stats_;
+    rt->limits = limits_;
     rt->never_upstream = neverUpstream(*cfg, local);
     rt->config = std::move(cfg);
     return rt;
@@ -688,7 +698,9 @@ class Daemon {
                       {"bytes_up", t.bytes_up},
                       {"bytes_down", t.bytes_down},
                       {"dns_answered", t.dns_answered},
-                      {"dns_refused", t.dns_refused}};
+                      {"dns_refused", t.dns_refused},
+                      {"flows_open", limits_->flows.inUse(sb.name)},
+                      {"mitm_flows_open", limits_->mitm_flows.inUse(sb.name)}};
     }
     j["per_sandbox"] = per;
     // Drops by sandboxes[].ports since start, per sandbox and check.
@@ -772,6 +784,7 @@ class Daemon {
     snap.reloads_ok = self->reloads_ok_;
     snap.reloads_failed = self->reloads_failed_;
     snap.stats = self->stats_.get();
+    snap.limits = self->limits_.get();
     (void)self->refreshBindingDrops();  // on failure: the totals of the last read
     nat::BindingDrops binding = self->binding_totals_.totals();
     if (!binding.empty() || !portBindings(*self->config_).empty()) {
@@ -997,6 +1010,7 @@ class Daemon {
   std::unique_ptr<mitm::UpstreamTls> upstream_tls_;
   std::shared_ptr<AddressCache> addresses_ = std::make_shared<AddressCache>();
   std::shared_ptr<Stats> stats_ = std::make_shared<Stats>();
+  std::shared_ptr<SandboxLimits> limits_ = std::make_shared<SandboxLimits>();
   std::string queue_backend_;  // "native" | "compat": the NFQUEUE expression in use
   nat::QueueBackend queue_backend_enum_ = nat::QueueBackend::Compat;  // reinstalls keep it
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -78,6 +78,7 @@ struct Stats {
   LabeledCounter bytes;        // sandbox, direction
   LabeledCounter injections;   // credential
   LabeledCounter dns;          // sandbox, action, reason
+  LabeledCounter limits;       // sandbox, limit: refusals by per-sandbox limits
   Histogram upstream_connect;  // TCP connect to the upstream
   Histogram sandbox_handshake; // MITM: TLS handshake with the sandbox
   Histogram upstream_handshake;  // MITM: TLS handshake with the upstream

@@ -1,8 +1,10 @@
 #include "gateway/worker.h"
 
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,6 +16,16 @@ namespace tollgate::gateway {
 namespace {
 
 constexpr int kMaxAcceptsPerWakeup = 64;
+constexpr std::chrono::milliseconds kAcceptBackoffMin{50};
+constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
+
+// Shared by every worker: one line per 10 s however many fail.
+log::Throttle g_accept_log;
+
+uint64_t openFilesLimit() {
+  rlimit rl{};
+  return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? static_cast<uint64_t>(rl.rlim_cur) : 0;
+}
 
 }  // namespace
 
@@ -74,6 +86,7 @@ Result<std::unique_ptr<Worker>> Worker::create(int index, const std::vector<Sock
   }
   w->stop_ev_.reset(event_new(w->base_.get(), -1, 0, &Worker::onStop, w.get()));
   w->drain_ev_.reset(evtimer_new(w->base_.get(), &Worker::onDrainTimer, w.get()));
+  w->resume_ev_.reset(evtimer_new(w->base_.get(), &Worker::onResumeAccept, w.get()));
   return w;
 }
 
@@ -129,11 +142,12 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
     socklen_t len = sizeof(ss);
     int cfd = accept4(fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0) {
-      if (errno == EMFILE || errno == ENFILE) {
-        log::warn("accept: {} (raise LimitNOFILE)", std::strerror(errno));
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        self->pauseAccepting(errno);
       }
       return;
     }
+    self->accept_backoff_ = std::chrono::milliseconds(0);
     UniqueFd client(cfd);
     auto src = SockAddr::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
     // TPROXY leaves the destination untouched: the accepted socket's own
@@ -160,6 +174,32 @@ void Worker::onAccept(evutil_socket_t fd, short, void* arg) {
   }
 }
 
+void Worker::pauseAccepting(int err) {
+  accept_backoff_ = std::clamp(accept_backoff_ * 2, kAcceptBackoffMin, kAcceptBackoffMax);
+  counters_->add(Counter::kAcceptPauses);
+  g_accept_log.warn(
+      "accept: {}: pausing new connections for {} ms (open files limit {}; raise LimitNOFILE, or "
+      "lower gateway.max_flows_per_sandbox)",
+      std::strerror(err), accept_backoff_.count(), openFilesLimit());
+  for (EventPtr& ev : listen_evs_) {
+    event_del(ev.get());
+  }
+  accept_paused_ = true;
+  timeval tv = toTimeval(static_cast<uint64_t>(accept_backoff_.count()));
+  evtimer_add(resume_ev_.get(), &tv);
+}
+
+void Worker::onResumeAccept(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  if (self->stopping_ || !self->accept_paused_) {
+    return;
+  }
+  self->accept_paused_ = false;
+  for (EventPtr& ev : self->listen_evs_) {
+    event_add(ev.get(), nullptr);
+  }
+}
+
 void Worker::flowDone(void* owner, Flow* flow) {
   auto* self = static_cast<Worker*>(owner);
   auto it = self->flows_.find(flow);
@@ -175,6 +215,9 @@ void Worker::flowDone(void* owner, Flow* flow) {
 void Worker::onStop(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Worker*>(arg);
   self->stopping_ = true;
+  if (self->resume_ev_) {
+    event_del(self->resume_ev_.get());
+  }
   self->listen_evs_.clear();
   self->listen_fds_.clear();
   if (self->dns_) {

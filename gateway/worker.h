@@ -43,6 +43,8 @@ class Worker {
   static void onAccept(evutil_socket_t fd, short, void* arg);
   static void onStop(evutil_socket_t, short, void* arg);
   static void onDrainTimer(evutil_socket_t, short, void* arg);
+  static void onResumeAccept(evutil_socket_t, short, void* arg);
+  void pauseAccepting(int err);
   static void flowDone(void* owner, Flow* flow);
   static Result<SockAddr> localAddress(int fd);
   bool isListenAddress(const SockAddr& a) const;
@@ -64,6 +66,12 @@ class Worker {
   std::vector<EventPtr> listen_evs_;
   EventPtr stop_ev_;
   EventPtr drain_ev_;
+  // Out of descriptors, a level-triggered listener would wake the loop
+  // forever: listeners pause instead, for a backoff that doubles while
+  // accept keeps failing and resets once it succeeds.
+  EventPtr resume_ev_;
+  bool accept_paused_ = false;
+  std::chrono::milliseconds accept_backoff_{0};
   std::atomic<int64_t> drain_ms_{0};
   bool stopping_ = false;
   std::unordered_map<Flow*, std::unique_ptr<Flow>> flows_;

@@ -23,13 +23,6 @@ constexpr const char* kEncoded = "%54gRedact-E2E-0123456789-AbCdEfGh%49j";  // T
 constexpr const char* kReloadedPlaceholder = "TgAfterReload-E2E-9876543210-XyZ";
 constexpr const char* kRedacted = "<placeholder:redact>";
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -43,12 +36,9 @@ bool holds(const std::string& text, const std::string& placeholder) {
 class AuditRedactionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tollgate-redact-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto init =
-        harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir_ + "/ca"}, 30s);
-    ASSERT_EQ(init.exit_code, 0) << init.err;
+    std::string err;
+    dir_ = makeDirWithCa("redact", &err);
+    ASSERT_FALSE(dir_.empty()) << err;
     Scenario::Options o;
     o.gateway_env = {{"TG_E2E_REDACT_KEY", "real-secret-value-0123456789"}};
     o.extra_gateway_yaml = "  ca: {cert: " + dir_ + "/ca/ca.crt, key: " + dir_ +

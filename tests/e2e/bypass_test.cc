@@ -129,17 +129,10 @@ struct Attempt {
 };
 
 TEST(BypassTest, NothingGetsThrough) {
-  char tmpl[] = "/tmp/tollgate-bypass-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  auto init = harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir + "/ca"},
-                                  std::chrono::seconds(30));
-  ASSERT_EQ(init.exit_code, 0) << init.err;
-  {
-    std::ofstream f(dir + "/llm.secret");
-    f << kCredSecret << "\n";
-  }
-  chmod((dir + "/llm.secret").c_str(), 0600);
+  std::string err;
+  const std::string dir = makeDirWithCa("bypass", &err);
+  ASSERT_FALSE(dir.empty()) << err;
+  writeSecretFile(dir + "/llm.secret", kCredSecret);
   Scenario::Options o;
   o.sandboxes = 2;
   o.gateway_env = {{"TG_E2E_BYPASS_KEY", "real-secret-value-0123456789"}};
@@ -163,25 +156,9 @@ TEST(BypassTest, NothingGetsThrough) {
   o.start_gateway = false;
   Scenario s(o);
   harness::Topology& t = s.topo();
-  {
-    const std::string tool = toolPath("mitm_upstream.py");
-    const std::string record = dir + "/record.jsonl";
-    s.spawnUpstream(
-        "llm", {"python3", tool, "--addr", kLlmV4, "--port", "443", "--cert", testPki().server_cert,
-                "--key", testPki().server_key, "--record", record});
-    s.spawnUpstream(
-        "llm", {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain", "--record", record});
-    for (uint16_t port : {443, 80}) {
-      auto r = t.waitForListen(t.upstreamNs("llm"), kLlmV4, port, std::chrono::seconds(10));
-      ASSERT_TRUE(r) << r.message();
-    }
-    std::ifstream ca(dir + "/ca/ca.crt");
-    std::stringstream pem;
-    pem << ca.rdbuf();
-    s.trustInSandbox(pem.str());
-    std::string err;
-    ASSERT_TRUE(s.startGateway(&err)) << err;
-  }
+  ASSERT_TRUE(s.startRecordingUpstream(dir + "/record.jsonl", &err)) << err;
+  s.trustInSandbox(slurp(dir + "/ca/ca.crt"));
+  ASSERT_TRUE(s.startGateway(&err)) << err;
   // A host address that appears after start (renumbered wan side).
   for (const std::string& a :
        {std::string(kHostAdded4) + "/32", std::string(kHostAdded6) + "/128"}) {

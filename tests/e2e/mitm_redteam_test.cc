@@ -30,13 +30,6 @@ constexpr const char* kPlaceholder = "tgph_llm_aaaaaaaaaaaaaaaaaaaaaaaa";
 constexpr const char* kRotSecret = "rot-REAL-secret-0123456789abcdefgh";
 constexpr const char* kRotPlaceholder = "tgph_rot_dddddddddddddddddddddddd";
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 bool has(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
 }
@@ -58,18 +51,11 @@ std::string base64(const std::string& in, bool url) {
 class MitmRedTeamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/tollgate-redteam-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto init =
-        harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir_ + "/ca"}, 30s);
-    ASSERT_EQ(init.exit_code, 0) << init.err;
+    std::string err;
+    dir_ = makeDirWithCa("redteam", &err);
+    ASSERT_FALSE(dir_.empty()) << err;
     writeSecret(kSecret);
-    {
-      std::ofstream f(dir_ + "/rot.secret");
-      f << kRotSecret << "\n";
-    }
-    chmod((dir_ + "/rot.secret").c_str(), 0600);
+    writeSecretFile(dir_ + "/rot.secret", kRotSecret);
     record_ = dir_ + "/record.jsonl";
 
     Scenario::Options o;
@@ -106,18 +92,8 @@ class MitmRedTeamTest : public ::testing::Test {
                    "    hosts: [other.example.test]\n"
                    "    inject: { header: X-Rot }\n";
     s_ = std::make_unique<Scenario>(o);
-    const TestPki& pki = testPki();
-    std::string tool = toolPath("mitm_upstream.py");
-    s_->spawnUpstream("llm", {"python3", tool, "--addr", kLlmV4, "--port", "443", "--cert",
-                              pki.server_cert, "--key", pki.server_key, "--record", record_});
-    s_->spawnUpstream(
-        "llm", {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain", "--record", record_});
-    for (uint16_t port : {443, 80}) {
-      auto r = s_->topo().waitForListen(s_->topo().upstreamNs("llm"), kLlmV4, port, 10s);
-      ASSERT_TRUE(r) << r.message();
-    }
+    ASSERT_TRUE(s_->startRecordingUpstream(record_, &err)) << err;
     s_->trustInSandbox(slurp(dir_ + "/ca/ca.crt"));
-    std::string err;
     ASSERT_TRUE(s_->startGateway(&err)) << err;
   }
 
@@ -136,13 +112,7 @@ class MitmRedTeamTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
 
-  void writeSecret(const std::string& value) {
-    {
-      std::ofstream f(dir_ + "/llm.secret");
-      f << value << "\n";
-    }
-    chmod((dir_ + "/llm.secret").c_str(), 0600);
-  }
+  void writeSecret(const std::string& value) { writeSecretFile(dir_ + "/llm.secret", value); }
 
   harness::CommandResult curl(std::vector<std::string> args, int timeout_s = 10) {
     std::vector<std::string> argv = {"curl", "-sS", "--max-time", std::to_string(timeout_s)};
@@ -152,25 +122,9 @@ class MitmRedTeamTest : public ::testing::Test {
   harness::CommandResult python(const std::string& code, int timeout_s = 20) {
     return s_->inSandbox({"python3", "-c", code}, std::chrono::seconds(timeout_s));
   }
-  std::vector<nlohmann::json> recorded() {
-    std::vector<nlohmann::json> out;
-    std::istringstream in(slurp(record_));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (!line.empty()) {
-        out.push_back(nlohmann::json::parse(line));
-      }
-    }
-    return out;
-  }
+  std::vector<nlohmann::json> recorded() { return readJsonLines(record_); }
   static std::string header(const nlohmann::json& req, const std::string& name) {
-    for (const auto& h : req["headers"]) {
-      std::string n = h[0];
-      if (strcasecmp(n.c_str(), name.c_str()) == 0) {
-        return h[1];
-      }
-    }
-    return "";
+    return recordedHeader(req, name);
   }
   // Python in the sandbox: send `requests` (raw HTTP/1.1 heads) one after
   // the other on one connection (TLS when `tls`), printing each response

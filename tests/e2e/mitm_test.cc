@@ -24,13 +24,6 @@ constexpr const char* kLlmPlaceholder = "tgph_llm_aaaaaaaaaaaaaaaaaaaaaaaa";
 constexpr const char* kOtherSecret = "other-real-secret-9876543210XYZ";
 constexpr const char* kOtherPlaceholder = "tgph_other_bbbbbbbbbbbbbbbbbbbbbbbb";
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 size_t count(const std::string& hay, const std::string& needle) {
   size_t n = 0;
   for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) {
@@ -44,16 +37,10 @@ class MitmTest : public ::testing::Test {
   void SetUp() override { start(""); }
 
   void start(const std::string& extra_gateway) {
-    char tmpl[] = "/tmp/tollgate-mitm-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto init = harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir_ + "/ca"}, 30s);
-    ASSERT_EQ(init.exit_code, 0) << init.err;
-    {
-      std::ofstream f(dir_ + "/llm.secret");
-      f << kLlmSecret << "\n";
-    }
-    chmod((dir_ + "/llm.secret").c_str(), 0600);
+    std::string err;
+    dir_ = makeDirWithCa("mitm", &err);
+    ASSERT_FALSE(dir_.empty()) << err;
+    writeSecretFile(dir_ + "/llm.secret", kLlmSecret);
     record_ = dir_ + "/record.jsonl";
 
     Scenario::Options o;
@@ -89,18 +76,8 @@ class MitmTest : public ::testing::Test {
                    "    inject:\n"
                    "      query: key\n";
     s_ = std::make_unique<Scenario>(o);
-    const TestPki& pki = testPki();
-    std::string tool = toolPath("mitm_upstream.py");
-    s_->spawnUpstream("llm", {"python3", tool, "--addr", kLlmV4, "--port", "443", "--cert",
-                              pki.server_cert, "--key", pki.server_key, "--record", record_});
-    s_->spawnUpstream("llm", {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain",
-                              "--record", record_});
-    for (uint16_t port : {443, 80}) {
-      auto r = s_->topo().waitForListen(s_->topo().upstreamNs("llm"), kLlmV4, port, 10s);
-      ASSERT_TRUE(r) << r.message();
-    }
+    ASSERT_TRUE(s_->startRecordingUpstream(record_, &err)) << err;
     s_->trustInSandbox(slurp(dir_ + "/ca/ca.crt"));
-    std::string err;
     ASSERT_TRUE(s_->startGateway(&err)) << err;
   }
 
@@ -128,25 +105,9 @@ class MitmTest : public ::testing::Test {
   harness::CommandResult python(const std::string& code, int timeout_s = 15) {
     return s_->inSandbox({"python3", "-c", code}, std::chrono::seconds(timeout_s));
   }
-  std::vector<nlohmann::json> recorded() {
-    std::vector<nlohmann::json> out;
-    std::istringstream in(slurp(record_));
-    std::string line;
-    while (std::getline(in, line)) {
-      if (!line.empty()) {
-        out.push_back(nlohmann::json::parse(line));
-      }
-    }
-    return out;
-  }
+  std::vector<nlohmann::json> recorded() { return readJsonLines(record_); }
   static std::string header(const nlohmann::json& req, const std::string& name) {
-    for (const auto& h : req["headers"]) {
-      std::string n = h[0];
-      if (strcasecmp(n.c_str(), name.c_str()) == 0) {
-        return h[1];
-      }
-    }
-    return "";
+    return recordedHeader(req, name);
   }
   std::vector<nlohmann::json> httpRecords(size_t min) {
     auto deadline = std::chrono::steady_clock::now() + 5s;

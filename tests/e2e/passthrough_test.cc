@@ -300,7 +300,11 @@ TEST_F(PassthroughTest, ClientThatStallsMidHelloIsCutAtThePeekDeadline) {
   EXPECT_EQ(rec["action"], "deny");
 }
 
-TEST_F(PassthroughTest, SilentClientIsTreatedAsOpaqueAfterTheShortWait) {
+// Silence is decided after opaque_wait_ms only when that lets the flow
+// through; here it could only be refused, so the client gets the whole peek
+// deadline to send its ClientHello (a busy or slow client is not judged
+// opaque) and is reset as opaque after it.
+TEST_F(PassthroughTest, SilentClientIsTreatedAsOpaqueAtThePeekDeadline) {
   auto r = s_->inSandbox({"python3", "-c",
                           "import socket,time\n"
                           "s=socket.create_connection(('198.51.100.10',443),timeout=10)\n"
@@ -312,8 +316,8 @@ TEST_F(PassthroughTest, SilentClientIsTreatedAsOpaqueAfterTheShortWait) {
                           "print('%.2f %r' % (time.time()-t, d))\n"});
   ASSERT_EQ(r.exit_code, 0) << show(r);
   double secs = std::stod(r.out);
-  EXPECT_GT(secs, 0.2) << r.out;
-  EXPECT_LT(secs, 2.0) << r.out;
+  EXPECT_GT(secs, 2.5) << r.out;
+  EXPECT_LT(secs, 6.0) << r.out;
   EXPECT_NE(r.out.find("reset"), std::string::npos) << r.out;
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -47,6 +49,61 @@ void mustRun(const std::vector<std::string>& argv) {
 }
 
 }  // namespace
+
+std::string slurp(const std::string& path) { return readFile(path); }
+
+void writeSecretFile(const std::string& path, const std::string& value) {
+  writeFile(path, value + "\n");
+  chmod(path.c_str(), 0600);
+}
+
+std::string makeDirWithCa(const std::string& tag, std::string* error) {
+  std::string dir = mkTemp(tag.c_str());
+  auto init = harness::runCommand("", {TOLLGATE_BINARY, "ca", "init", "--dir", dir + "/ca"}, 30s);
+  if (init.exit_code != 0) {
+    *error = "tollgate ca init: " + init.err;
+    return "";
+  }
+  return dir;
+}
+
+std::vector<nlohmann::json> readJsonLines(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(readFile(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) {
+      out.push_back(nlohmann::json::parse(line));
+    }
+  }
+  return out;
+}
+
+std::string recordedHeader(const nlohmann::json& request, const std::string& name) {
+  for (const auto& h : request["headers"]) {
+    std::string n = h[0];
+    if (strcasecmp(n.c_str(), name.c_str()) == 0) {
+      return h[1];
+    }
+  }
+  return "";
+}
+
+bool Scenario::startRecordingUpstream(const std::string& record, std::string* error) {
+  const std::string tool = toolPath("mitm_upstream.py");
+  spawnUpstream("llm", {"python3", tool, "--addr", kLlmV4, "--port", "443", "--cert",
+                        testPki().server_cert, "--key", testPki().server_key, "--record", record});
+  spawnUpstream("llm",
+                {"python3", tool, "--addr", kLlmV4, "--port", "80", "--plain", "--record", record});
+  for (uint16_t port : {443, 80}) {
+    auto r = topo_->waitForListen(topo_->upstreamNs("llm"), kLlmV4, port, 10s);
+    if (!r) {
+      *error = r.message();
+      return false;
+    }
+  }
+  return true;
+}
 
 std::string toolPath(const std::string& name) {
   return std::string(TOLLGATE_TEST_DATA) + "/../e2e/tools/" + name;

@@ -70,6 +70,12 @@ class Scenario {
   // Starts a long-running process in an upstream namespace and keeps it
   // until the scenario ends.
   void spawnUpstream(const std::string& upstream, const std::vector<std::string>& argv);
+  // The MITM tests' recording, echoing upstream (tools/mitm_upstream.py) in
+  // the `llm` upstream namespace (Options::extra_upstreams must hold it) on
+  // kLlmV4: TLS on 443 (the test PKI's server certificate) and plain HTTP on
+  // 80, each request appended to `record` as a JSON line. False with the
+  // reason in `error` when it did not come up.
+  bool startRecordingUpstream(const std::string& record, std::string* error);
   // SIGTERM and wait; returns the exit code.
   int stopGateway();
 
@@ -105,6 +111,18 @@ class Scenario {
 };
 
 std::string toolPath(const std::string& name);  // tests/e2e/tools/<name>
+
+// The whole file ("" when it cannot be read).
+std::string slurp(const std::string& path);
+// Writes `value` and a newline to `path`, mode 0600 (a secret file).
+void writeSecretFile(const std::string& path, const std::string& value);
+// A fresh directory /tmp/tollgate-<tag>-XXXXXX with a tollgate CA in its
+// ca/ (`tollgate ca init`); "" with the reason in `error` on failure.
+std::string makeDirWithCa(const std::string& tag, std::string* error);
+// One JSON value per non-empty line of `path` (the recording upstream's log).
+std::vector<nlohmann::json> readJsonLines(const std::string& path);
+// The value of header `name` (any case) in a recorded request, "" if absent.
+std::string recordedHeader(const nlohmann::json& request, const std::string& name);
 
 // argv that runs tests/e2e/tools/netprobe.py with `args`.
 std::vector<std::string> netprobe(std::vector<std::string> args);

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A real TLS client (Python ssl) whose ClientHello goes out in pieces.
 
-  tls_client.py HOST IP PORT CAFILE --chunk N --delay SECONDS
-Connects to IP:PORT, writes the ClientHello N bytes per write with DELAY
+  tls_client.py HOST IP PORT CAFILE --chunk N --delay SECONDS [--hello-delay SECONDS]
+Connects to IP:PORT, waits HELLO-DELAY after the connect, writes the ClientHello N bytes per write with DELAY
 between writes, completes the handshake, sends GET / and prints the body.
 Exit 0 on success, 3 on a TLS failure, 4 on a connection failure.
 """
@@ -21,6 +21,7 @@ def main():
     p.add_argument("cafile")
     p.add_argument("--chunk", type=int, default=1)
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--hello-delay", type=float, default=0.0)
     a = p.parse_args()
     ctx = ssl.create_default_context(cafile=a.cafile)
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -41,6 +42,8 @@ def main():
         data = out.read()
         if first and data:
             first = False
+            if a.hello_delay:
+                time.sleep(a.hello_delay)
             for i in range(0, len(data), a.chunk):
                 s.sendall(data[i:i + a.chunk])
                 if a.delay:

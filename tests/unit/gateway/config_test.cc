@@ -935,3 +935,44 @@ TEST(ActionNameTest, Names) {
 
 }  // namespace
 }  // namespace tollgate::gateway
+
+// --- per-sandbox limits -------------------------------------------------------
+
+namespace tollgate::gateway {
+namespace {
+
+TEST(ConfigLimitsTest, DefaultsGatewayValuesAndPerSandboxOverrides) {
+  Config d = mustParse(kG + kS);
+  EXPECT_EQ(d.gateway.max_flows_per_sandbox, 1024u);
+  EXPECT_EQ(d.gateway.max_mitm_flows_per_sandbox, 64u);
+  EXPECT_EQ(d.gateway.idle_timeout_s, 3600u);
+  EXPECT_EQ(d.gateway.deny_leaves_per_minute, 60u);
+  EXPECT_FALSE(d.sandboxes.at(0).max_flows.has_value());
+  Config c = mustParse(kG +
+                       "  max_flows_per_sandbox: 10\n  max_mitm_flows_per_sandbox: 2\n"
+                       "  idle_timeout_s: 0\n  deny_leaves_per_minute: 0\n" +
+                       kS + "    max_flows: 5\n    max_mitm_flows: 1\n");
+  EXPECT_EQ(c.gateway.max_flows_per_sandbox, 10u);
+  EXPECT_EQ(c.gateway.max_mitm_flows_per_sandbox, 2u);
+  EXPECT_EQ(c.gateway.idle_timeout_s, 0u);
+  EXPECT_EQ(c.gateway.deny_leaves_per_minute, 0u);
+  EXPECT_EQ(c.sandboxes.at(0).max_flows, 5u);
+  EXPECT_EQ(c.sandboxes.at(0).max_mitm_flows, 1u);
+}
+
+TEST(ConfigLimitsTest, OutOfRangeLimitsAreErrors) {
+  for (const std::string& bad :
+       {kG + "  max_flows_per_sandbox: 0\n" + kS, kG + "  max_mitm_flows_per_sandbox: 0\n" + kS,
+        kG + "  idle_timeout_s: 604801\n" + kS, kG + "  deny_leaves_per_minute: -1\n" + kS,
+        kG + kS + "    max_flows: 0\n", kG + kS + "    max_mitm_flows: 2000000\n"}) {
+    auto errors = mustFail(bad);
+    ASSERT_EQ(errors.size(), 1u) << bad << dump(errors);
+    const std::string& m = errors[0].message;
+    EXPECT_TRUE(m.find("out of range") != std::string::npos ||
+                m.find("expected an integer") != std::string::npos)
+        << dump(errors);
+  }
+}
+
+}  // namespace
+}  // namespace tollgate::gateway

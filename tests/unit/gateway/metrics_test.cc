@@ -54,8 +54,18 @@ TEST(MetricsTest, LabelledCountersAndHistogramsFollowTheExpositionFormat) {
   st.upstream_connect.observe(std::chrono::microseconds(700));   // <= 0.001
   st.upstream_connect.observe(std::chrono::milliseconds(3));     // <= 0.005
   st.upstream_connect.observe(std::chrono::seconds(10));         // +Inf only
+  st.limits.add(promLabels({{"sandbox", "agents"}, {"limit", "flows"}}), 3);
+  SandboxLimits limits;
+  auto held = limits.flows.tryAcquire("agents", 10);
   MetricsSnapshot s{&c, std::nullopt, 0, 0, 0, std::nullopt, &st};
+  s.limits = &limits;
   std::string text = renderMetrics(s);
+  EXPECT_NE(text.find("tollgate_limit_refusals_total{sandbox=\"agents\",limit=\"flows\"} 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("tollgate_sandbox_flows_open{sandbox=\"agents\"} 1\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE tollgate_sandbox_mitm_flows_open gauge\n"), std::string::npos);
   EXPECT_NE(text.find("tollgate_sandbox_flows_total{sandbox=\"agents\",action=\"deny\",reason=\"rule\"} 2\n"),
             std::string::npos) << text;
   EXPECT_NE(text.find("tollgate_credential_injections_total{credential=\"we\\\"ird\"} 1\n"),

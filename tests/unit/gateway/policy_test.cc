@@ -647,3 +647,58 @@ TEST(EmbeddedIpv4Test, ListsEverySchemeInOrder) {
 
 }  // namespace
 }  // namespace tollgate::gateway
+
+// --- decideSilentEarly ------------------------------------------------------
+
+namespace tollgate::gateway {
+namespace {
+
+// After opaque_wait_ms of silence: decide only what lets the flow through and
+// no name could turn into a denial or an inspection.
+TEST(DecideSilentEarlyTest, OnlyPassthroughNoNameCouldChange) {
+  Config config = mustParse(R"(gateway:
+  interfaces: [br0]
+sandboxes:
+  - name: sb
+    sources: [10.77.0.0/24]
+    rules:
+      - hosts: [ok.example]
+        action: passthrough
+      - cidrs: [203.0.113.22/32]
+        ports: [22]
+        action: passthrough
+      - hosts: [bad.example]
+        ports: [2222]
+        action: deny
+      - cidrs: [203.0.113.0/24]
+        action: passthrough
+      - cidrs: [198.51.100.0/24]
+        action: deny
+  - name: open
+    sources: [10.78.0.0/24]
+    default: passthrough
+    rules:
+      - hosts: [x.example]
+        action: mitm
+)");
+  auto silent = [&](const char* src, const char* dst, uint16_t port) {
+    return decideSilentEarly(config, addr(src, 40000), addr(dst, port));
+  };
+  // A cidrs rule after a passthrough hosts rule: SSH gets its banner early.
+  auto ssh = silent("10.77.0.5", "203.0.113.22", 22);
+  ASSERT_TRUE(ssh.has_value());
+  EXPECT_EQ(ssh->action, Action::Passthrough);
+  EXPECT_EQ(ssh->ruleLabel(), "1");
+  // A deny hosts rule admitting the destination comes first: a name could deny.
+  EXPECT_FALSE(silent("10.77.0.5", "203.0.113.9", 2222).has_value());
+  EXPECT_TRUE(silent("10.77.0.5", "203.0.113.9", 2223).has_value());
+  // A refusal (rule or default) is never decided early.
+  EXPECT_FALSE(silent("10.77.0.5", "198.51.100.1", 443).has_value());
+  EXPECT_FALSE(silent("10.77.0.5", "192.0.2.1", 443).has_value());
+  EXPECT_FALSE(silent("10.99.0.5", "203.0.113.22", 22).has_value());  // no sandbox
+  // Default passthrough, but a mitm hosts rule could still match a name.
+  EXPECT_FALSE(silent("10.78.0.5", "192.0.2.1", 443).has_value());
+}
+
+}  // namespace
+}  // namespace tollgate::gateway

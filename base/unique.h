@@ -1,5 +1,6 @@
-// Ownership of C handles: one unique_ptr alias per C type (declared next to
-// the code that uses it) built from Deleter<fn>, and UniqueFd for descriptors.
+// Ownership of C handles: one unique_ptr alias per C type (declared in
+// base/handles.h, the one place for them) built from Deleter<fn>, and
+// UniqueFd for descriptors.
 #pragma once
 
 #include <unistd.h>

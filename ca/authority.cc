@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/handles.h"
 #include "ca/ca.h"
 #include "ca/safe_file.h"
 #include "ca/x509_util.h"
@@ -20,7 +21,6 @@
 namespace tollgate::ca {
 namespace {
 
-using detail::BioPtr;
 using detail::modeText;
 using detail::sslError;
 

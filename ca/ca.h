@@ -23,13 +23,10 @@
 #include <string_view>
 #include <vector>
 
+#include "base/handles.h"
 #include "base/result.h"
-#include "base/unique.h"
 
 namespace tollgate::ca {
-
-using X509Ptr = CPtr<X509, X509_free>;
-using PkeyPtr = CPtr<EVP_PKEY, EVP_PKEY_free>;
 
 inline constexpr const char* kCertFile = "ca.crt";
 inline constexpr const char* kKeyFile = "ca.key";

@@ -9,13 +9,13 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/handles.h"
 #include "ca/ca.h"
 #include "ca/safe_file.h"
 #include "ca/x509_util.h"
 
 namespace tollgate::ca {
 
-using detail::BioPtr;
 using detail::Dir;
 using detail::sslError;
 using detail::TempFile;
@@ -43,12 +43,8 @@ std::optional<KeyType> parseKeyType(std::string_view name) {
 
 namespace {
 
-using detail::Ia5Ptr;
 using detail::kBackdate;
 using detail::kMaxCommonName;
-using detail::OctetPtr;
-using NameConstraintsPtr = CPtr<NAME_CONSTRAINTS, NAME_CONSTRAINTS_free>;
-using GeneralSubtreePtr = CPtr<GENERAL_SUBTREE, GENERAL_SUBTREE_free>;
 
 constexpr int kMaxValidityDays = 36500;
 

@@ -12,22 +12,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/handles.h"
 #include "ca/ca.h"
 #include "ca/x509_util.h"
 
 namespace tollgate::ca {
 
-using detail::ExtensionPtr;
-using detail::Ia5Ptr;
 using detail::kBackdate;
 using detail::kMaxCommonName;
-using detail::OctetPtr;
 using detail::sslError;
 
 namespace {
 
-using GeneralNamesPtr = CPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
-using GeneralNamePtr = CPtr<GENERAL_NAME, GENERAL_NAME_free>;
 using LeafResult = Result<std::shared_ptr<const Leaf>>;
 
 // For messages: the name if it is short printable ASCII, else its length.

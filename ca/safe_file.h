@@ -1,3 +1,4 @@
+// tollgate: internal to ca/
 // Internal to ca/: files in the CA directory, written so that a key is never
 // readable by others (not even for a moment) and an existing name is never
 // replaced behind the operator's back.

@@ -1,3 +1,4 @@
+// tollgate: internal to ca/
 // Internal to ca/: OpenSSL helpers shared by CA creation, loading and leaf
 // minting. Every function leaves the OpenSSL error queue empty on return.
 #pragma once
@@ -10,17 +11,11 @@
 #include <string>
 #include <string_view>
 
+#include "base/handles.h"
 #include "base/result.h"
-#include "base/unique.h"
 #include "ca/ca.h"
 
 namespace tollgate::ca::detail {
-
-using BioPtr = CPtr<BIO, BIO_free_all>;
-using BnPtr = CPtr<BIGNUM, BN_free>;
-using ExtensionPtr = CPtr<X509_EXTENSION, X509_EXTENSION_free>;
-using Ia5Ptr = CPtr<ASN1_IA5STRING, ASN1_IA5STRING_free>;
-using OctetPtr = CPtr<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>;
 
 inline constexpr time_t kBackdate = 3600;     // notBefore = now - this: clients a little behind
 inline constexpr size_t kMaxCommonName = 64;  // RFC 5280 ub-common-name

@@ -21,7 +21,7 @@
 // that trips the sandbox's own parser. What the sandbox gets is only ever
 // the question it asked, echoed, and addresses for that name.
 //
-// Every byte from the wire is read through sni::Reader (bounds-checked). No
+// Every byte from the wire is read through base/reader.h's Reader (bounds-checked). No
 // call here throws, allocates without bound, or touches a socket.
 #pragma once
 

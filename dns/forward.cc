@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/hostname.h"
 #include "dns/dns.h"
 #include "dns/wire.h"
-#include "sni/hostname.h"
 
 namespace tollgate::dns {
 namespace {
@@ -127,7 +127,7 @@ SockAddr toSockAddr(std::span<const uint8_t> address) {
 }  // namespace
 
 std::optional<Question> questionFor(std::string_view host, uint16_t qtype) {
-  std::optional<sni::HostName> h = sni::normalizeHostName(host);
+  std::optional<HostName> h = normalizeHostName(host);
   if (!h || h->is_ip) {
     return std::nullopt;
   }

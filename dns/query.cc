@@ -9,9 +9,9 @@
 //   rdata      = *(option-code option-length option-data)   ; RFC 6891 §6.1.2
 #include <algorithm>
 
+#include "base/hostname.h"
 #include "dns/dns.h"
 #include "dns/wire.h"
-#include "sni/hostname.h"
 
 namespace tollgate::dns {
 namespace {
@@ -47,7 +47,7 @@ void nameQuestion(Question& q) {
   // A '\' means a byte outside LDH/'_' (a '.' inside a label included): not
   // a host name, and normalizeHostName must not see the escape as text.
   if (text != "." && text.find('\\') == std::string::npos) {
-    if (auto host = sni::normalizeHostName(text); host && !host->is_ip) {
+    if (auto host = normalizeHostName(text); host && !host->is_ip) {
       q.name = std::move(host->name);
       q.is_host_name = true;
       return;

@@ -1,8 +1,8 @@
 // DNS over TCP framing: RFC 1035 §4.2.2 (2-byte length prefix), RFC 7766 §8.
 #include <algorithm>
 
+#include "base/reader.h"
 #include "dns/dns.h"
-#include "sni/reader.h"
 
 namespace tollgate::dns {
 
@@ -14,7 +14,7 @@ TcpFramer::TcpFramer(size_t max_message, size_t max_buffered, size_t max_message
 size_t TcpFramer::room() const { return invalid_ ? 0 : max_buffered_ - buffered(); }
 
 bool TcpFramer::hasMessage() const {
-  sni::Reader r(std::span<const uint8_t>(buffer_).subspan(start_));
+  Reader r(std::span<const uint8_t>(buffer_).subspan(start_));
   uint16_t len = 0;
   return !invalid_ && r.u16(len) && len >= kHeaderSize && len <= max_message_ &&
          r.remaining() >= len;
@@ -39,7 +39,7 @@ TcpFramer::Fed TcpFramer::feed(std::span<const uint8_t> bytes) {
   buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
 
   while (out.messages.size() < max_messages_per_feed_) {
-    sni::Reader r(std::span<const uint8_t>(buffer_).subspan(start_));
+    Reader r(std::span<const uint8_t>(buffer_).subspan(start_));
     uint16_t len = 0;
     if (!r.u16(len)) {
       break;

@@ -1,6 +1,7 @@
+// tollgate: internal to dns/
 // Internal to dns/: domain-name reading (RFC 1035 §3.1, §4.1.4), name
 // presentation, and an append-only writer for the messages this module
-// builds. Untrusted bytes are read only through sni::Reader.
+// builds. Untrusted bytes are read only through base/reader.h's Reader.
 #pragma once
 
 #include <cstddef>
@@ -11,11 +12,11 @@
 #include <utility>
 #include <vector>
 
-#include "sni/reader.h"
+#include "base/reader.h"
 
 namespace tollgate::dns::wire {
 
-using sni::Reader;
+using ::tollgate::Reader;
 
 // RFC 1035 §4.1.1 header flag bits.
 inline constexpr uint16_t kFlagQr = 0x8000;

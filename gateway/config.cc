@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "gateway/yaml_reader.h"
+#include "mitm/credentials.h"
 
 namespace tollgate::gateway {
 namespace {
@@ -44,7 +45,6 @@ constexpr uint32_t kMaxTimeoutMs = 60000;
 constexpr uint16_t kDnsPort = 53;
 constexpr uint32_t kMaxFlowLimit = 1000000;
 constexpr uint32_t kMaxIdleTimeoutS = 7 * 24 * 3600;
-constexpr std::string_view kValueToken = "{value}";
 
 bool isNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -59,20 +59,6 @@ bool isPlainName(std::string_view s) {
 
 bool isAllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// RFC 9110 5.6.2 tchar.
-bool isTchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-    return true;
-  }
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-// RFC 3986 2.3 unreserved: survives URLs, headers and bodies without escaping.
-bool isUnreserved(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~';
 }
 
 bool isEnvName(std::string_view s) {
@@ -135,26 +121,6 @@ bool isCredentialFileName(std::string_view s) {
 bool isUserName(std::string_view s) {
   return !s.empty() && s.size() <= 32 && s[0] != '-' &&
          std::all_of(s.begin(), s.end(), [](char c) { return isNameChar(c) || c == '$'; });
-}
-
-// Headers that frame or route the message: a credential written into one of
-// them would let the sandbox's placeholder steer request smuggling.
-bool isForbiddenInjectHeader(std::string_view name) {
-  static constexpr std::array<std::string_view, 9> kForbidden = {
-      "host",       "content-length", "transfer-encoding",
-      "connection", "keep-alive",     "proxy-connection",
-      "te",         "trailer",        "upgrade"};
-  std::string l = lower(name);
-  return std::find(kForbidden.begin(), kForbidden.end(), l) != kForbidden.end();
-}
-
-size_t countOccurrences(std::string_view hay, std::string_view needle) {
-  size_t n = 0;
-  for (size_t pos = hay.find(needle); pos != std::string_view::npos;
-       pos = hay.find(needle, pos + needle.size())) {
-    ++n;
-  }
-  return n;
 }
 
 std::string pathSlash(const std::string& dir, std::string_view file) {
@@ -764,8 +730,8 @@ std::optional<Credential> Parser::parseCredential(const std::string& name, const
       fail(mark,
            fmt::format("{}.placeholder: longer than {} characters", what, kMaxPlaceholderLen));
       ok = false;
-    } else if (!std::all_of(v->begin(), v->end(), isUnreserved)) {
-      fail(mark, fmt::format("{}.placeholder: only letters, digits and '-._~' are allowed", what));
+    } else if (auto r = mitm::checkPlaceholder(*v); !r) {
+      fail(mark, fmt::format("{}.placeholder: {}", what, r.message()));
       ok = false;
     } else {
       cred.placeholder = *v;
@@ -796,14 +762,8 @@ std::optional<Credential> Parser::parseCredential(const std::string& name, const
       } else if (header != nullptr) {
         auto v = readString(header->value, header->key_node.Mark(), what + ".inject.header");
         const YAML::Mark mark = at(header->value, header->key_node.Mark());
-        if (v && !std::all_of(v->begin(), v->end(), isTchar)) {
-          fail(mark, fmt::format("{}.inject.header: {} is not a valid header name", what,
-                                 quoteShort(*v)));
-          v.reset();
-        } else if (v && isForbiddenInjectHeader(*v)) {
-          fail(mark, fmt::format("{}.inject.header: {} frames or routes the request and cannot "
-                                 "carry a credential",
-                                 what, quoteShort(*v)));
+        if (auto r = v ? mitm::checkInjectHeader(*v) : Result<void>{}; !r) {
+          fail(mark, fmt::format("{}.inject.header: {} {}", what, quoteShort(*v), r.message()));
           v.reset();
         }
         ok = ok && v.has_value();
@@ -812,11 +772,9 @@ std::optional<Credential> Parser::parseCredential(const std::string& name, const
         }
       } else {
         auto v = readString(query->value, query->key_node.Mark(), what + ".inject.query");
-        if (v && !std::all_of(v->begin(), v->end(), isUnreserved)) {
+        if (auto r = v ? mitm::checkInjectQuery(*v) : Result<void>{}; !r) {
           fail(at(query->value, query->key_node.Mark()),
-               fmt::format("{}.inject.query: {} is not a plain parameter name (letters, digits, "
-                           "'-._~')",
-                           what, quoteShort(*v)));
+               fmt::format("{}.inject.query: {} {}", what, quoteShort(*v), r.message()));
           v.reset();
         }
         ok = ok && v.has_value();
@@ -827,15 +785,8 @@ std::optional<Credential> Parser::parseCredential(const std::string& name, const
       if (const Entry* f = inj->find("format")) {
         auto v = readString(f->value, f->key_node.Mark(), what + ".inject.format");
         const YAML::Mark mark = at(f->value, f->key_node.Mark());
-        if (v && countOccurrences(*v, kValueToken) != 1) {
-          fail(mark, fmt::format("{}.inject.format: must contain {{value}} exactly once, e.g. "
-                                 "\"Bearer {{value}}\"",
-                                 what));
-          v.reset();
-        } else if (v && hasControlChar(*v)) {
-          fail(mark, fmt::format("{}.inject.format: control characters (CR, LF, ...) are not "
-                                 "allowed",
-                                 what));
+        if (auto r = v ? mitm::checkInjectFormat(*v) : Result<void>{}; !r) {
+          fail(mark, fmt::format("{}.inject.format: {}", what, r.message()));
           v.reset();
         }
         ok = ok && v.has_value();

@@ -33,19 +33,11 @@
 #include <sstream>
 #include <variant>
 
-#include "base/unique.h"
+#include "base/handles.h"
 #include "ca/ca.h"
 
 namespace tollgate::gateway::doctor {
 namespace {
-
-using MnlSocket = CPtr<mnl_socket, mnl_socket_close>;
-using NftTablePtr = CPtr<nftnl_table, nftnl_table_free>;
-using NftChainPtr = CPtr<nftnl_chain, nftnl_chain_free>;
-using IfAddrs = CPtr<ifaddrs, freeifaddrs>;
-using GzFile = CPtr<gzFile_s, gzclose>;
-using FilePtr = CPtr<FILE, std::fclose>;
-using X509Ptr = CPtr<X509, X509_free>;
 
 constexpr size_t kMaxControlAnswer = size_t{1} << 20;
 constexpr size_t kMaxKernelConfig = size_t{8} << 20;
@@ -205,7 +197,7 @@ std::string hookName(uint32_t family, uint32_t hook) {
 }
 
 int tableCb(const nlmsghdr* nlh, void* data) {
-  NftTablePtr t(nftnl_table_alloc());
+  ::tollgate::NftTable t(nftnl_table_alloc());  // the handle, not doctor::NftTable
   if (!t || nftnl_table_nlmsg_parse(nlh, t.get()) < 0) {
     return MNL_CB_OK;  // skip what we cannot parse; the dump goes on
   }
@@ -217,7 +209,7 @@ int tableCb(const nlmsghdr* nlh, void* data) {
 }
 
 int chainCb(const nlmsghdr* nlh, void* data) {
-  NftChainPtr c(nftnl_chain_alloc());
+  ::tollgate::NftChain c(nftnl_chain_alloc());
   if (!c || nftnl_chain_nlmsg_parse(nlh, c.get()) < 0 ||
       !nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) {
     return MNL_CB_OK;  // regular chains are not hooked into the stack

@@ -620,7 +620,7 @@ void Flow::startMitm(const std::string& upstream_error) {
   // the upstream verification are for the IP the sandbox chose.
   std::string host = name_ ? name_->name : dst_.ip();
   bool host_is_ip = !name_ || name_->is_ip;
-  mitm::SslPtr ssl;
+  SslPtr ssl;
   if (tls) {
     mitm::SandboxSsl made = mitm::newSandboxSsl({env_.sandbox_tls, env_.minter}, host);
     if (!made.ssl) {

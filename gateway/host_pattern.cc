@@ -26,7 +26,7 @@ bool isStrictlyBelow(std::string_view name, std::string_view base) {
 
 }  // namespace
 
-Result<sni::HostName> normalizeConfigHostName(std::string_view text) {
+Result<HostName> normalizeConfigHostName(std::string_view text) {
   if (text.empty()) {
     return makeError("empty host name");
   }
@@ -48,7 +48,7 @@ Result<sni::HostName> normalizeConfigHostName(std::string_view text) {
     }
     ascii = out;
   }
-  auto host = sni::normalizeHostName(ascii);
+  auto host = normalizeHostName(ascii);
   if (!host) {
     return makeError("'" + std::string(text) +
                      "' is not a valid host name (letters, digits, '-' in labels of 1-63, "
@@ -94,9 +94,7 @@ bool HostPattern::matches(std::string_view normalized_host) const {
   return normalized_host == name;
 }
 
-bool HostPattern::matches(const sni::HostName& host) const {
-  return !host.is_ip && matches(host.name);
-}
+bool HostPattern::matches(const HostName& host) const { return !host.is_ip && matches(host.name); }
 
 bool HostPattern::overlaps(const HostPattern& other) const {
   if (!wildcard && !other.wildcard) {

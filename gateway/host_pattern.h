@@ -1,22 +1,22 @@
 // Host patterns of `hosts:` lists and config host names: DESIGN.md "Host
 // matching". Config text may be Unicode (turned into IDNA A-labels here);
-// names compared against patterns come from sni::normalizeHostName.
+// names compared against patterns come from normalizeHostName.
 #pragma once
 
 #include <string>
 #include <string_view>
 
+#include "base/hostname.h"
 #include "base/result.h"
-#include "sni/hostname.h"
 
 namespace tollgate::gateway {
 
 // Brings a host name written in config to the canonical form policy compares:
 // Unicode is converted to IDNA A-labels (UTS #46 non-transitional), then
-// sni::normalizeHostName applies (lower case, no trailing dot, LDH labels).
+// normalizeHostName applies (lower case, no trailing dot, LDH labels).
 // IP literals come back with is_ip set; the caller decides whether they are
 // welcome. Errors say what is wrong with the name.
-Result<sni::HostName> normalizeConfigHostName(std::string_view text);
+Result<HostName> normalizeConfigHostName(std::string_view text);
 
 struct HostPattern {
   // Canonical name without the wildcard: for "*.Example.COM." this is
@@ -30,10 +30,10 @@ struct HostPattern {
   // literals ("use cidrs:") and names normalizeConfigHostName refuses.
   static Result<HostPattern> parse(std::string_view text);
 
-  // `normalized_host` must already be canonical (sni::normalizeHostName).
+  // `normalized_host` must already be canonical (normalizeHostName).
   bool matches(std::string_view normalized_host) const;
   // IP literals never match a host pattern.
-  bool matches(const sni::HostName& host) const;
+  bool matches(const HostName& host) const;
   // True when some host name matches both patterns.
   bool overlaps(const HostPattern& other) const;
 

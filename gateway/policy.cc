@@ -95,7 +95,7 @@ const Cidr* firstContaining(std::span<const Cidr> cidrs, const SockAddr& addr) {
 
 std::string Decision::ruleLabel() const { return rule != nullptr ? rule->label() : std::string(); }
 
-bool ruleMatches(const Rule& rule, const SockAddr& dst, const std::optional<sni::HostName>& name) {
+bool ruleMatches(const Rule& rule, const SockAddr& dst, const std::optional<HostName>& name) {
   if (!rule.hosts.empty()) {
     if (!name || name->is_ip) {
       return false;

@@ -8,17 +8,17 @@
 #include <string_view>
 #include <vector>
 
+#include "base/hostname.h"
 #include "base/sockaddr.h"
 #include "gateway/cidr.h"
 #include "gateway/config.h"
-#include "sni/hostname.h"
 
 namespace tollgate::gateway {
 
 struct FlowFacts {
   SockAddr src;                       // the sandbox end of the flow
   SockAddr dst;                       // original destination (address and port)
-  std::optional<sni::HostName> name;  // normalized SNI / Host, if any
+  std::optional<HostName> name;       // normalized SNI / Host, if any
 };
 
 struct Decision {
@@ -33,7 +33,7 @@ struct Decision {
 
 // True when every selector the rule has matches: hosts (needs a name that is
 // not an IP literal), cidrs (against dst), ports (against dst.port()).
-bool ruleMatches(const Rule& rule, const SockAddr& dst, const std::optional<sni::HostName>& name);
+bool ruleMatches(const Rule& rule, const SockAddr& dst, const std::optional<HostName>& name);
 
 // The first sandbox whose sources contain src, or nullptr.
 const Sandbox* selectSandbox(const Config& config, const SockAddr& src);

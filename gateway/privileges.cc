@@ -15,15 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "base/unique.h"
+#include "base/handles.h"
 
 namespace tollgate::gateway {
 namespace {
 
 // The only capability the daemon uses after start-up (see privileges.h).
 constexpr cap_value_t kKept[] = {CAP_NET_ADMIN};
-
-using CapPtr = CPtr<_cap_struct, cap_free>;
 
 // `err` is errno saved right after the failed call: building `what` may
 // call functions that change errno.
@@ -39,7 +37,7 @@ bool isKept(cap_value_t cap) {
 }
 
 std::string capName(cap_value_t cap) {
-  CPtr<char, cap_free> name(cap_to_name(cap));
+  CapText name(cap_to_name(cap));
   return name ? std::string(name.get()) : "cap_" + std::to_string(cap);
 }
 

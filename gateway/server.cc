@@ -23,6 +23,7 @@
 #include <set>
 #include <thread>
 
+#include "base/handles.h"
 #include "ca/ca.h"
 #include "gateway/config.h"
 #include "gateway/log.h"
@@ -598,8 +599,6 @@ class Daemon {
     rt->config = std::move(cfg);
     return rt;
   }
-
-  using EvHttpPtr = CPtr<evhttp, evhttp_free>;
 
   // gateway.metrics: "IP:PORT" on a loopback address, or "unix:/path"
   // (mode 0660). Never on an address a sandbox could reach.

@@ -31,56 +31,6 @@ constexpr int kMaxMessagesPerWakeup = 256;
 constexpr std::chrono::seconds kDeniedMemory{30};
 constexpr size_t kMaxDeniedRemembered = 4096;
 
-// IPv6 extension headers walked to find the transport header (RFC 8200 4.1).
-constexpr uint8_t kHopByHop = 0;
-constexpr uint8_t kRouting = 43;
-constexpr uint8_t kFragment = 44;
-constexpr uint8_t kDestOpts = 60;
-constexpr int kMaxExtensionHeaders = 8;
-
-constexpr uint8_t kIcmpEchoRequest = 8;
-constexpr uint8_t kIcmpv6EchoRequest = 128;
-
-uint16_t be16(std::span<const uint8_t> b, size_t at) {
-  return static_cast<uint16_t>((b[at] << 8) | b[at + 1]);
-}
-
-SockAddr addrFrom(int family, const uint8_t* bytes, uint16_t port) {
-  char text[INET6_ADDRSTRLEN] = {};
-  inet_ntop(family, bytes, text, sizeof(text));
-  return *SockAddr::parseIp(text, port);
-}
-
-// Transport header at `l4` of `packet`: ports for UDP, the type for ICMP.
-Result<QueuedPacket> transport(std::span<const uint8_t> packet, size_t l4, uint8_t proto,
-                               int family, const uint8_t* src, const uint8_t* dst) {
-  QueuedPacket out;
-  out.proto = proto;
-  if (proto == IPPROTO_UDP) {
-    if (packet.size() < l4 + 8) {
-      return makeError("truncated UDP header");
-    }
-    out.src = addrFrom(family, src, be16(packet, l4));
-    out.dst = addrFrom(family, dst, be16(packet, l4 + 2));
-    return out;
-  }
-  const bool icmp4 = proto == IPPROTO_ICMP && family == AF_INET;
-  const bool icmp6 = proto == IPPROTO_ICMPV6 && family == AF_INET6;
-  if (!icmp4 && !icmp6) {
-    return makeError("not UDP or ICMP (protocol " + std::to_string(proto) + ")");
-  }
-  if (packet.size() < l4 + 8) {
-    return makeError("truncated ICMP header");
-  }
-  out.icmp_type = packet[l4];
-  if (out.icmp_type != (icmp4 ? kIcmpEchoRequest : kIcmpv6EchoRequest)) {
-    return makeError("ICMP type " + std::to_string(out.icmp_type) + " is not an echo request");
-  }
-  out.src = addrFrom(family, src, 0);
-  out.dst = addrFrom(family, dst, 0);
-  return out;
-}
-
 std::string protoName(uint8_t proto) {
   switch (proto) {
     case IPPROTO_UDP:
@@ -96,61 +46,7 @@ std::string protoName(uint8_t proto) {
 
 }  // namespace
 
-Result<QueuedPacket> parseQueuedPacket(std::span<const uint8_t> packet) {
-  if (packet.empty()) {
-    return makeError("empty packet");
-  }
-  const uint8_t version = packet[0] >> 4;
-  if (version == 4) {
-    // RFC 791: IHL in 32-bit words, at least 5.
-    if (packet.size() < 20) {
-      return makeError("truncated IPv4 header");
-    }
-    const size_t ihl = static_cast<size_t>(packet[0] & 0x0f) * 4;
-    if (ihl < 20 || packet.size() < ihl) {
-      return makeError("bad IPv4 header length");
-    }
-    // Conntrack reassembles before the forward hook; a fragment here would
-    // be a non-first one, with no transport header to judge.
-    if ((be16(packet, 6) & 0x1fff) != 0) {
-      return makeError("IPv4 fragment");
-    }
-    return transport(packet, ihl, packet[9], AF_INET, &packet[12], &packet[16]);
-  }
-  if (version == 6) {
-    if (packet.size() < 40) {
-      return makeError("truncated IPv6 header");
-    }
-    uint8_t next = packet[6];
-    size_t at = 40;
-    for (int i = 0; i < kMaxExtensionHeaders; ++i) {
-      if (next == kHopByHop || next == kRouting || next == kDestOpts) {
-        if (packet.size() < at + 8) {
-          return makeError("truncated IPv6 extension header");
-        }
-        next = packet[at];
-        at += (static_cast<size_t>(packet[at + 1]) + 1) * 8;  // RFC 8200 4.3: 8-octet units
-        continue;
-      }
-      if (next == kFragment) {
-        if (packet.size() < at + 8) {
-          return makeError("truncated IPv6 fragment header");
-        }
-        if ((be16(packet, at + 2) & 0xfff8) != 0) {
-          return makeError("IPv6 fragment");
-        }
-        next = packet[at];
-        at += 8;
-        continue;
-      }
-      return transport(packet, at, next, AF_INET6, &packet[8], &packet[24]);
-    }
-    return makeError("too many IPv6 extension headers");
-  }
-  return makeError("not IPv4 or IPv6");
-}
-
-AdmissionDecision decideAdmission(const Runtime& rt, const QueuedPacket& packet) {
+AdmissionDecision decideAdmission(const Runtime& rt, const nat::QueuedPacket& packet) {
   AdmissionDecision out;
   size_t udp_entry = SIZE_MAX;
   Decision d = packet.proto == IPPROTO_UDP
@@ -173,7 +69,7 @@ AdmissionDecision decideAdmission(const Runtime& rt, const QueuedPacket& packet)
   return out;
 }
 
-FlowRecord admissionRecord(const QueuedPacket& packet, const AdmissionDecision& decision) {
+FlowRecord admissionRecord(const nat::QueuedPacket& packet, const AdmissionDecision& decision) {
   FlowRecord r;
   r.ts = std::chrono::system_clock::now();
   r.event = "udp";
@@ -278,9 +174,9 @@ int UdpAdmission::handle(nfq_q_handle* queue, nfq_data* data) {
   const uint32_t id = ntohl(hdr->packet_id);
   unsigned char* payload = nullptr;
   const int len = nfq_get_payload(data, &payload);
-  auto packet = len > 0
-                    ? parseQueuedPacket(std::span<const uint8_t>(payload, static_cast<size_t>(len)))
-                    : Result<QueuedPacket>(makeError("no payload"));
+  auto packet =
+      len > 0 ? nat::parseQueuedPacket(std::span<const uint8_t>(payload, static_cast<size_t>(len)))
+              : Result<nat::QueuedPacket>(makeError("no payload"));
   if (!packet) {
     // The table queues only UDP and echo requests; anything else is dropped.
     counters_->add(Counter::kUdpDenied);

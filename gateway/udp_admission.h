@@ -4,7 +4,8 @@
 // flow and every new echo request to queue nat::kDefaultQueueNum, without the
 // bypass flag: while nobody listens, or when the queue is full, the kernel
 // drops them (fail closed). This module reads the queue on the daemon's main
-// event loop, decides each packet with the pure functions below (policy
+// event loop, parses each packet with nat::parseQueuedPacket, decides it
+// with the pure functions below (policy
 // decideUdp / decideIcmp, then checkUpstream on the destination), answers
 // NF_REPEAT with skb mark nat::kMarkAdmit or nat::kMarkDeny (the table turns
 // an admit mark into the flow's ct mark, so the rest of the flow never leaves
@@ -24,30 +25,17 @@
 #include <string>
 #include <tuple>
 
+#include "base/handles.h"
 #include "base/result.h"
 #include "base/sockaddr.h"
-#include "base/unique.h"
 #include "gateway/audit.h"
 #include "gateway/event_util.h"
 #include "gateway/flow.h"
+#include "nat/queued_packet.h"
 
 namespace tollgate::gateway {
 
 class Counters;
-
-// What admission needs from a queued packet. Ports are 0 for ICMP.
-struct QueuedPacket {
-  SockAddr src;
-  SockAddr dst;
-  uint8_t proto = 0;  // IPPROTO_UDP, IPPROTO_ICMP or IPPROTO_ICMPV6
-  uint8_t icmp_type = 0;
-};
-
-// Parses the start of a queued IPv4/IPv6 packet (the kernel hands the network
-// header first). IPv6 extension headers (hop-by-hop, routing, destination
-// options; a fragment header only when it is the first fragment) are walked.
-// Fails, naming why, on anything truncated or not UDP / ICMP echo request.
-Result<QueuedPacket> parseQueuedPacket(std::span<const uint8_t> packet);
 
 struct AdmissionDecision {
   bool admit = false;
@@ -59,10 +47,10 @@ struct AdmissionDecision {
 // Pure: policy for the packet (decideUdp for UDP, decideIcmp for echo), then
 // the destination must pass checkUpstream (deny_cidrs, tollgate's own
 // addresses, sandbox subnets) like any upstream tollgate would connect to.
-AdmissionDecision decideAdmission(const Runtime& rt, const QueuedPacket& packet);
+AdmissionDecision decideAdmission(const Runtime& rt, const nat::QueuedPacket& packet);
 
 // The audit record for one decision (event "udp").
-FlowRecord admissionRecord(const QueuedPacket& packet, const AdmissionDecision& decision);
+FlowRecord admissionRecord(const nat::QueuedPacket& packet, const AdmissionDecision& decision);
 
 class UdpAdmission {
  public:
@@ -79,8 +67,6 @@ class UdpAdmission {
   UdpAdmission& operator=(const UdpAdmission&) = delete;
 
  private:
-  using NfqHandle = CPtr<nfq_handle, nfq_close>;
-  using NfqQueue = CPtr<nfq_q_handle, nfq_destroy_queue>;
   // (src, dst, proto) of a recently denied flow: its later packets come back
   // to the queue (a dropped packet's conntrack entry is never confirmed), and
   // are dropped again without a new audit record.

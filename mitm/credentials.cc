@@ -398,13 +398,55 @@ Result<void> validateSecretValue(std::string_view value, std::string_view placeh
   return {};
 }
 
+Result<void> checkPlaceholder(std::string_view placeholder) {
+  if (!allUnreserved(placeholder)) {
+    return makeError("only letters, digits and '-._~' are allowed");
+  }
+  return {};
+}
+
+Result<void> checkInjectHeader(std::string_view name) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) {
+        return chars::isTchar(static_cast<uint8_t>(c));
+      })) {
+    return makeError("is not a valid header name");
+  }
+  for (std::string_view reserved : kReservedInjectHeaders) {
+    if (chars::equalsIgnoreCase(name, reserved)) {
+      return makeError("frames or routes the request and cannot carry a credential");
+    }
+  }
+  return {};
+}
+
+Result<void> checkInjectQuery(std::string_view name) {
+  if (!allUnreserved(name)) {
+    return makeError("is not a plain parameter name (letters, digits, '-._~')");
+  }
+  return {};
+}
+
+Result<void> checkInjectFormat(std::string_view format) {
+  const size_t at = format.find(kValueToken);
+  if (at == std::string_view::npos || format.find(kValueToken, at + 1) != std::string_view::npos) {
+    return makeError("must contain {value} exactly once, e.g. \"Bearer {value}\"");
+  }
+  for (char c : format) {
+    const auto u = static_cast<uint8_t>(c);
+    if (u < 0x20 || u == 0x7f) {
+      return makeError("control characters (CR, LF, ...) are not allowed");
+    }
+  }
+  return {};
+}
+
 Result<void> validateCredentialSpec(const CredentialSpec& spec) {
   if (spec.name.empty()) {
     return makeError("credential without a name");
   }
   const std::string who = "credential " + spec.name + ": ";
-  if (!allUnreserved(spec.placeholder)) {
-    return makeError(who + "placeholder must be 1+ characters of [A-Za-z0-9._~-]");
+  if (auto r = checkPlaceholder(spec.placeholder); !r) {
+    return makeError(who + "placeholder: " + r.message());
   }
   if (spec.scope.empty()) {
     return makeError(who + "no hosts in scope");
@@ -412,31 +454,15 @@ Result<void> validateCredentialSpec(const CredentialSpec& spec) {
   if (spec.inject_header.empty() == spec.inject_query.empty()) {
     return makeError(who + "exactly one of inject header / query must be set");
   }
-  for (char c : spec.inject_header) {
-    if (!chars::isTchar(static_cast<uint8_t>(c))) {
-      return makeError(who + "inject header is not a valid field name");
+  if (!spec.inject_header.empty()) {
+    if (auto r = checkInjectHeader(spec.inject_header); !r) {
+      return makeError(who + "inject header " + spec.inject_header + " " + r.message());
     }
+  } else if (auto r = checkInjectQuery(spec.inject_query); !r) {
+    return makeError(who + "inject query " + r.message());
   }
-  // Fields that frame, route or steer the connection are never credential carriers.
-  for (std::string_view reserved :
-       {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
-        "proxy-connection", "te", "trailer", "upgrade", "expect", "accept-encoding"}) {
-    if (chars::equalsIgnoreCase(spec.inject_header, reserved)) {
-      return makeError(who + "inject header " + spec.inject_header + " is reserved");
-    }
-  }
-  if (!spec.inject_query.empty() && !allUnreserved(spec.inject_query)) {
-    return makeError(who + "inject query name must be characters of [A-Za-z0-9._~-]");
-  }
-  const size_t at = spec.format.find(kValueToken);
-  if (at == std::string::npos || spec.format.find(kValueToken, at + 1) != std::string::npos) {
-    return makeError(who + "format must contain {value} exactly once");
-  }
-  for (char c : spec.format) {
-    const auto u = static_cast<uint8_t>(c);
-    if (u < 0x20 || u == 0x7f) {
-      return makeError(who + "format contains a control byte");
-    }
+  if (auto r = checkInjectFormat(spec.format); !r) {
+    return makeError(who + "format " + r.message());
   }
   return {};
 }

@@ -64,7 +64,7 @@
 
 namespace tollgate::mitm {
 
-// Decides whether a normalised host name (sni::normalizeHostName form) is in
+// Decides whether a normalised host name (normalizeHostName form) is in
 // a credential's scope. The gateway passes its HostPattern::matches.
 using HostMatcher = std::function<bool(std::string_view normalized_host)>;
 
@@ -138,8 +138,27 @@ Result<void> validateSecretValue(std::string_view value, std::string_view placeh
 // target (header a token and not one that frames or routes the message:
 // Host, Content-Length, Transfer-Encoding, Connection, Upgrade, Expect, ...;
 // query name 1+ bytes of [A-Za-z0-9._~-]), a non-empty scope, format with
-// exactly one "{value}" and no control byte.
+// exactly one "{value}" and no control byte. The one validator of these
+// rules: the config loader calls the field checks below, each error at its
+// own line; messages hold no placeholder or value bytes.
 Result<void> validateCredentialSpec(const CredentialSpec& spec);
+// 1+ characters of [A-Za-z0-9._~-] (the loader also bounds the length).
+Result<void> checkPlaceholder(std::string_view placeholder);
+// A token (RFC 9110 §5.1) and none of the fields that frame, route or steer
+// the message (kReservedInjectHeaders, compared without case).
+Result<void> checkInjectHeader(std::string_view name);
+// 1+ characters of [A-Za-z0-9._~-].
+Result<void> checkInjectQuery(std::string_view name);
+// "{value}" exactly once, no control byte.
+Result<void> checkInjectFormat(std::string_view format);
+
+// Lower case. Host and the framing fields would let a placeholder steer
+// request smuggling; the rest are rewritten by the engine itself.
+inline constexpr std::string_view kReservedInjectHeaders[] = {
+    "host",       "content-length", "transfer-encoding",
+    "connection", "keep-alive",     "proxy-connection",
+    "te",         "trailer",        "upgrade",
+    "expect",     "accept-encoding"};
 
 // Overwrites every string in the head (explicit_bzero) and clears it.
 void wipeSecrets(RequestHead& head);

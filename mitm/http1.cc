@@ -211,7 +211,7 @@ bool targetBytesValid(std::string_view target) {
 }
 
 struct AbsoluteTarget {
-  sni::HostPort authority;
+  HostPort authority;
   uint16_t default_port = kHttpPort;
   size_t path_offset = 0;  // where path-abempty [ "?" query ] starts in the target
 };
@@ -237,7 +237,7 @@ std::optional<AbsoluteTarget> parseAbsoluteTarget(std::string_view target) {
   if (authority.find('@') != std::string_view::npos) {
     return std::nullopt;
   }
-  auto hp = sni::parseHostPort(authority);
+  auto hp = parseHostPort(authority);
   if (!hp) {
     return std::nullopt;
   }
@@ -366,7 +366,7 @@ bool persistent(const Headers& headers, int minor) {
   return headers.hasToken("connection", "keep-alive");
 }
 
-uint16_t effectivePort(const sni::HostPort& hp, uint16_t default_port) {
+uint16_t effectivePort(const HostPort& hp, uint16_t default_port) {
   return hp.port.value_or(default_port);
 }
 
@@ -442,11 +442,11 @@ std::string_view parseRequest(std::string_view text, RequestHead& out) {
   if (host_fields > 1) {
     return "http_duplicate_host";
   }
-  std::optional<sni::HostPort> host;
+  std::optional<HostPort> host;
   if (host_fields == 1) {
     const std::string_view value = out.headers.find("host")->value;
     if (!value.empty()) {
-      host = sni::parseHostPort(value);
+      host = parseHostPort(value);
       if (!host) {
         return "http_bad_host";
       }

@@ -86,7 +86,7 @@
 #include <string_view>
 #include <vector>
 
-#include "sni/http_head.h"
+#include "base/hostname.h"
 
 namespace tollgate::mitm {
 
@@ -166,7 +166,7 @@ struct RequestHead {
   TargetForm form = TargetForm::Origin;
   // Host header, or the absolute-form authority; nullopt only for an
   // HTTP/1.0 request with neither.
-  std::optional<sni::HostPort> authority;
+  std::optional<HostPort> authority;
   BodyFraming body;
   bool keep_alive = true;          // the connection may carry another request after this one
   bool expect_continue = false;    // "Expect: 100-continue" in an HTTP/1.1 request

@@ -11,7 +11,6 @@
 
 #include "mitm/replay_bio.h"
 #include "mitm/session_internal.h"
-#include "sni/hostname.h"
 
 namespace tollgate::mitm {
 namespace {

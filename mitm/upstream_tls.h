@@ -14,14 +14,10 @@
 #include <string>
 #include <unordered_map>
 
+#include "base/handles.h"
 #include "base/result.h"
-#include "base/unique.h"
 
 namespace tollgate::mitm {
-
-using SslPtr = CPtr<SSL, SSL_free>;
-using SslCtxPtr = CPtr<SSL_CTX, SSL_CTX_free>;
-using SslSessionPtr = CPtr<SSL_SESSION, SSL_SESSION_free>;
 
 class UpstreamTls {
  public:

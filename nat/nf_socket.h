@@ -1,3 +1,4 @@
+// tollgate: internal to nat/
 // Internal to nat/: a NETLINK_NETFILTER socket in the calling thread's
 // network namespace (opened per call, see nat.h), sending requests and
 // reading the kernel's answers with a deadline.
@@ -10,8 +11,8 @@
 #include <optional>
 #include <vector>
 
+#include "base/handles.h"
 #include "base/result.h"
-#include "base/unique.h"
 #include "nat/nft_batch.h"
 
 namespace tollgate::nat {
@@ -36,7 +37,6 @@ class NfSocket {
   Result<std::optional<std::vector<Reply>>> receive(NfClock::time_point deadline);
 
  private:
-  using MnlSocket = CPtr<mnl_socket, mnl_socket_close>;
   explicit NfSocket(MnlSocket nl);
 
   MnlSocket nl_;

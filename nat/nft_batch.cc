@@ -22,19 +22,10 @@
 #include <string_view>
 #include <type_traits>
 
-#include "base/unique.h"
+#include "base/handles.h"
 
 namespace tollgate::nat {
 namespace {
-
-using NftTable = CPtr<nftnl_table, nftnl_table_free>;
-using NftChain = CPtr<nftnl_chain, nftnl_chain_free>;
-using NftRule = CPtr<nftnl_rule, nftnl_rule_free>;
-using NftExpr = CPtr<nftnl_expr, nftnl_expr_free>;
-using NftSet = CPtr<nftnl_set, nftnl_set_free>;
-using NftSetElem = CPtr<nftnl_set_elem, nftnl_set_elem_free>;
-using NftBatch = CPtr<nftnl_batch, nftnl_batch_free>;
-using NftUdata = CPtr<nftnl_udata_buf, nftnl_udata_buf_free>;
 
 // Page and per-message overrun sizes as nft uses them: a message may start
 // anywhere in a page and must fit in the overrun area after it.
@@ -508,8 +499,6 @@ Result<std::vector<uint8_t>> encodeGetRules(uint32_t seq, uint32_t family) {
 }
 
 namespace {
-
-using NftExprIter = CPtr<nftnl_expr_iter, nftnl_expr_iter_destroy>;
 
 Result<DumpedRule> decodeRule(const nlmsghdr* nlh) {
   NftRule r(nftnl_rule_alloc());

@@ -1,3 +1,4 @@
+// tollgate: internal to nat/
 // Internal to nat/ (and its unit tests): nf_tables netlink encoding of the
 // ruleset messages (libnftnl) and decoding of the kernel's answers. No
 // sockets here: bytes in, bytes out.

@@ -17,12 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "base/unique.h"
+#include "base/handles.h"
 
 namespace tollgate::nat {
 namespace {
-
-using MnlSocket = CPtr<mnl_socket, mnl_socket_close>;
 
 // Sends one request and waits for its ACK. Returns the kernel's errno (0 ok).
 int request(mnl_socket* nl, nlmsghdr* nlh) {

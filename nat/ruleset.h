@@ -1,3 +1,4 @@
+// tollgate: internal to nat/
 // Internal to nat/ (and its unit tests): tollgate's nftables ruleset as plain
 // data, built by pure functions. Which expressions, which registers, which
 // bytes: everything that decides what the kernel enforces is here and is

@@ -3,7 +3,7 @@
 #include <bitset>
 #include <string_view>
 
-#include "sni/reader.h"
+#include "base/reader.h"
 
 namespace tollgate::sni {
 namespace {

@@ -1,3 +1,4 @@
+// tollgate: internal to sni/
 // TLS ClientHello body parser. Internal to sni/: the gateway uses sni.h.
 #pragma once
 

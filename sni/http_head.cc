@@ -6,7 +6,6 @@ namespace tollgate::sni {
 namespace {
 
 constexpr uint16_t kHttpDefaultPort = 80;
-constexpr size_t kMaxPortDigits = 5;
 
 Error fail(const char* reason) { return makeError(reason); }
 
@@ -164,56 +163,6 @@ std::optional<HostPort> absoluteFormHost(std::string_view target) {
 uint16_t effectivePort(const HostPort& hp) { return hp.port.value_or(kHttpDefaultPort); }
 
 }  // namespace
-
-std::optional<HostPort> parseHostPort(std::string_view authority) {
-  std::string_view host = authority;
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    // IP-literal = "[" IPv6address "]"; normalizeHostName takes the brackets.
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      return std::nullopt;
-    }
-    host = authority.substr(0, close + 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        return std::nullopt;
-      }
-      port = after.substr(1);
-    }
-  } else {
-    // A reg-name or IPv4address holds no ':', so the first one starts the port.
-    size_t colon = authority.find(':');
-    if (colon != std::string_view::npos) {
-      host = authority.substr(0, colon);
-      port = authority.substr(colon + 1);
-    }
-  }
-  auto name = normalizeHostName(host);
-  if (!name) {
-    return std::nullopt;
-  }
-  HostPort out{std::move(*name), std::nullopt};
-  if (port.empty()) {
-    return out;  // RFC 3986 §3.2.3: an empty port means the scheme's default
-  }
-  if (port.size() > kMaxPortDigits) {
-    return std::nullopt;
-  }
-  uint32_t value = 0;
-  for (char c : port) {
-    if (!isDigit(c)) {
-      return std::nullopt;
-    }
-    value = value * 10 + static_cast<uint32_t>(c - '0');
-  }
-  if (value == 0 || value > 65535) {
-    return std::nullopt;
-  }
-  out.port = static_cast<uint16_t>(value);
-  return out;
-}
 
 Result<void> parseRequestHead(std::string_view head, HttpInfo& out) {
   std::string_view rest = head;

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <string_view>
 
+#include "base/reader.h"
 #include "sni/client_hello.h"
 #include "sni/http_head.h"
-#include "sni/reader.h"
 
 namespace tollgate::sni {
 namespace {

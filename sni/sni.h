@@ -64,9 +64,12 @@
 #include <string>
 #include <vector>
 
-#include "sni/hostname.h"
+#include "base/hostname.h"
 
 namespace tollgate::sni {
+
+// Names come out of the peek in base/hostname.h's canonical form.
+using ::tollgate::HostName;
 
 enum class Protocol { Unknown, Tls, Http, Opaque };
 enum class Status { NeedMore, Done, Invalid };

@@ -78,9 +78,9 @@ void exercisePolicy(const Config& config) {
       SockAddr dst = *SockAddr::parseIp(d, 443);
       auto early = decideWithoutName(config, src, dst);
       for (const char* n : kNames) {
-        std::optional<sni::HostName> name;
+        std::optional<HostName> name;
         if (*n != '\0') {
-          name = sni::normalizeHostName(n);
+          name = normalizeHostName(n);
         }
         Decision full = decide(config, FlowFacts{src, dst, name});
         if (early) {

@@ -10,13 +10,13 @@
 #include <cstdlib>
 #include <span>
 
-#include "sni/hostname.h"
+#include "base/hostname.h"
 #include "sni/sni.h"
 
 namespace {
 
+using tollgate::normalizeHostName;
 using tollgate::sni::kMaxPeekBytes;
-using tollgate::sni::normalizeHostName;
 using tollgate::sni::Peeker;
 using tollgate::sni::PeekResult;
 using tollgate::sni::Protocol;

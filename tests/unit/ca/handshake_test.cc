@@ -11,14 +11,12 @@
 #include <thread>
 #include <vector>
 
+#include "base/handles.h"
 #include "ca/ca.h"
 #include "ca_test_util.h"
 
 namespace tollgate::ca {
 namespace {
-
-using SslCtxPtr = CPtr<SSL_CTX, SSL_CTX_free>;
-using SslPtr = CPtr<SSL, SSL_free>;
 
 // One handshake between a client trusting `ca` and asking for `name`, and a
 // server presenting `leaf`. Returns "" or what went wrong.

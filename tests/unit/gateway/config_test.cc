@@ -510,6 +510,19 @@ INSTANTIATE_TEST_SUITE_P(
                   "    inject: { header: Content-Length }\n" +
                       kG + kS,
                   6, 23, "'Content-Length' frames or routes the request"},
+        // The union with the engine's list (mitm::kReservedInjectHeaders).
+        ErrorCase{"inject header expect",
+                  "credentials:\n  k:\n    source: { env: K }\n"
+                  "    placeholder: tgph_k_0123456789abcdef01234\n    hosts: [a.example]\n"
+                  "    inject: { header: Expect }\n" +
+                      kG + kS,
+                  6, 23, "'Expect' frames or routes the request"},
+        ErrorCase{"inject header accept-encoding",
+                  "credentials:\n  k:\n    source: { env: K }\n"
+                  "    placeholder: tgph_k_0123456789abcdef01234\n    hosts: [a.example]\n"
+                  "    inject: { header: Accept-Encoding }\n" +
+                      kG + kS,
+                  6, 23, "'Accept-Encoding' frames or routes the request"},
         ErrorCase{"inject header invalid",
                   "credentials:\n  k:\n    source: { env: K }\n"
                   "    placeholder: tgph_k_0123456789abcdef01234\n    hosts: [a.example]\n"

@@ -96,7 +96,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 struct MatchCase {
   std::string pattern;
-  std::string sni;  // raw, run through sni::normalizeHostName as the peek path does
+  std::string sni;  // raw, run through normalizeHostName as the peek path does
   bool match;
 };
 
@@ -111,7 +111,7 @@ TEST_P(HostPatternMatchTest, Matches) {
   const MatchCase& c = GetParam();
   auto p = HostPattern::parse(c.pattern);
   ASSERT_TRUE(p) << p.message();
-  auto host = sni::normalizeHostName(c.sni);
+  auto host = normalizeHostName(c.sni);
   ASSERT_TRUE(host.has_value()) << c.sni;
   EXPECT_EQ(p->matches(*host), c.match) << c.pattern << " vs " << c.sni;
 }
@@ -150,7 +150,7 @@ INSTANTIATE_TEST_SUITE_P(All, HostPatternMatchTest,
 
 TEST(HostPatternTest, IpLiteralHostNameNeverMatchesEvenIfTextWould) {
   HostPattern p{"192.0.2.1", false};  // cannot come from parse(); guards the overload
-  EXPECT_FALSE(p.matches(sni::HostName{"192.0.2.1", true}));
+  EXPECT_FALSE(p.matches(HostName{"192.0.2.1", true}));
   EXPECT_TRUE(p.matches(std::string_view("192.0.2.1")));
 }
 

@@ -30,11 +30,11 @@ SockAddr addr(std::string_view ip, uint16_t port = 0) {
   return a.value_or(SockAddr());
 }
 
-std::optional<sni::HostName> name(std::string_view raw) {
+std::optional<HostName> name(std::string_view raw) {
   if (raw.empty()) {
     return std::nullopt;
   }
-  auto n = sni::normalizeHostName(raw);
+  auto n = normalizeHostName(raw);
   EXPECT_TRUE(n.has_value()) << raw;
   return n;
 }

@@ -518,6 +518,8 @@ TEST(ValidateCredentialSpecTest, Rules) {
   EXPECT_TRUE(bad([](CredentialSpec& s) { s.inject_header = "Host"; }));
   EXPECT_TRUE(bad([](CredentialSpec& s) { s.inject_header = "transfer-encoding"; }));
   EXPECT_TRUE(bad([](CredentialSpec& s) { s.inject_header = "Connection"; }));
+  EXPECT_TRUE(bad([](CredentialSpec& s) { s.inject_header = "Expect"; }));
+  EXPECT_TRUE(bad([](CredentialSpec& s) { s.inject_header = "ACCEPT-ENCODING"; }));
   EXPECT_TRUE(bad([](CredentialSpec& s) { s.format = "Bearer"; }));
   EXPECT_TRUE(bad([](CredentialSpec& s) { s.format = "{value}{value}"; }));
   EXPECT_TRUE(bad([](CredentialSpec& s) { s.format = "Bearer {value}\r\nX: y"; }));
@@ -525,6 +527,33 @@ TEST(ValidateCredentialSpecTest, Rules) {
     s.inject_header.clear();
     s.inject_query = "a&b";
   }));
+}
+
+// The field checks the config loader calls (one validator for both).
+TEST(ValidateCredentialSpecTest, FieldChecks) {
+  for (std::string_view reserved : kReservedInjectHeaders) {
+    std::string upper(reserved);
+    for (char& c : upper) {
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    EXPECT_FALSE(checkInjectHeader(reserved).ok()) << reserved;
+    EXPECT_FALSE(checkInjectHeader(upper).ok()) << upper;
+  }
+  EXPECT_EQ(std::size(kReservedInjectHeaders), 11u);
+  EXPECT_TRUE(checkInjectHeader("Authorization").ok());
+  EXPECT_TRUE(checkInjectHeader("X-Api-Key").ok());
+  EXPECT_FALSE(checkInjectHeader("").ok());
+  EXPECT_FALSE(checkInjectHeader("X Key:").ok());
+  EXPECT_TRUE(checkInjectQuery("api_key").ok());
+  EXPECT_FALSE(checkInjectQuery("").ok());
+  EXPECT_FALSE(checkInjectQuery("a&b").ok());
+  EXPECT_TRUE(checkPlaceholder("tgph_k_0123456789abcdef01234").ok());
+  EXPECT_FALSE(checkPlaceholder("").ok());
+  EXPECT_FALSE(checkPlaceholder("has space").ok());
+  EXPECT_TRUE(checkInjectFormat("Bearer {value}").ok());
+  EXPECT_FALSE(checkInjectFormat("Bearer").ok());
+  EXPECT_FALSE(checkInjectFormat("{value}{value}").ok());
+  EXPECT_FALSE(checkInjectFormat("{value}\r\nX: y").ok());
 }
 
 }  // namespace

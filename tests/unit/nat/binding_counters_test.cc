@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "base/unique.h"
+#include "base/handles.h"
 #include "nat/nft_batch.h"
 #include "nat/ruleset.h"
 
@@ -37,8 +37,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Optional;
 using ::testing::Pair;
-
-using NftRule = CPtr<nftnl_rule, nftnl_rule_free>;
 
 TEST(BindingChainOf, NamesTheSandboxAndCheckOfEachBindingChain) {
   EXPECT_THAT(bindingChainOf(kFamilyBridge, "port_agents"),

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "base/unique.h"
+#include "base/handles.h"
 #include "nat/ruleset.h"
 
 namespace tollgate::nat {
@@ -29,10 +29,6 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-using NftRule = CPtr<nftnl_rule, nftnl_rule_free>;
-using NftSet = CPtr<nftnl_set, nftnl_set_free>;
-using NftTable = CPtr<nftnl_table, nftnl_table_free>;
 
 struct Decoded {
   uint16_t type;

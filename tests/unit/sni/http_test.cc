@@ -1,4 +1,4 @@
-// HTTP/1.x request head peeking (RFC 9112) and host[:port] parsing.
+// HTTP/1.x request head peeking (RFC 9112).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -17,59 +17,6 @@ using wire::toBytes;
 
 HostName name(std::string n) { return HostName{std::move(n), false}; }
 HostName ip(std::string n) { return HostName{std::move(n), true}; }
-
-// ---------------------------------------------------------------------------
-// host[:port]
-
-struct HostPortCase {
-  std::string label;
-  std::string in;
-  std::optional<HostPort> want;
-};
-
-void PrintTo(const HostPortCase& c, std::ostream* os) { *os << c.label; }
-
-class ParseHostPortTest : public ::testing::TestWithParam<HostPortCase> {};
-
-TEST_P(ParseHostPortTest, Table) {
-  const HostPortCase& c = GetParam();
-  auto got = parseHostPort(c.in);
-  ASSERT_EQ(got.has_value(), c.want.has_value()) << c.in;
-  if (got) {
-    EXPECT_EQ(got->host, c.want->host);
-    EXPECT_EQ(got->port, c.want->port);
-  }
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Cases, ParseHostPortTest,
-    ::testing::Values(
-        HostPortCase{"name", "Example.COM", HostPort{name("example.com"), std::nullopt}},
-        HostPortCase{"name_port", "example.com:8080", HostPort{name("example.com"), 8080}},
-        HostPortCase{"name_empty_port",
-                     "example.com:", HostPort{name("example.com"), std::nullopt}},
-        HostPortCase{"name_trailing_dot_port", "example.com.:443",
-                     HostPort{name("example.com"), 443}},
-        HostPortCase{"port_65535", "h.example:65535", HostPort{name("h.example"), 65535}},
-        HostPortCase{"port_leading_zeros", "h.example:00080", HostPort{name("h.example"), 80}},
-        HostPortCase{"port_65536", "h.example:65536", std::nullopt},
-        HostPortCase{"port_0", "h.example:0", std::nullopt},
-        HostPortCase{"port_6_digits", "h.example:000080", std::nullopt},
-        HostPortCase{"port_sign", "h.example:+80", std::nullopt},
-        HostPortCase{"port_alpha", "h.example:http", std::nullopt},
-        HostPortCase{"two_colons", "h.example:80:81", std::nullopt},
-        HostPortCase{"ipv4", "192.0.2.1", HostPort{ip("192.0.2.1"), std::nullopt}},
-        HostPortCase{"ipv4_port", "192.0.2.1:80", HostPort{ip("192.0.2.1"), 80}},
-        HostPortCase{"ipv6", "[2001:DB8::1]", HostPort{ip("2001:db8::1"), std::nullopt}},
-        HostPortCase{"ipv6_port", "[2001:db8::1]:8443", HostPort{ip("2001:db8::1"), 8443}},
-        HostPortCase{"ipv6_unbracketed", "2001:db8::1", std::nullopt},
-        HostPortCase{"ipv6_unclosed", "[2001:db8::1", std::nullopt},
-        HostPortCase{"ipv6_junk_after", "[::1]x", std::nullopt},
-        HostPortCase{"ipv4_bracketed", "[192.0.2.1]", std::nullopt},
-        HostPortCase{"empty", "", std::nullopt}, HostPortCase{"port_only", ":80", std::nullopt},
-        HostPortCase{"userinfo", "user@example.com", std::nullopt},
-        HostPortCase{"space", "example.com 80", std::nullopt}),
-    [](const ::testing::TestParamInfo<HostPortCase>& info) { return info.param.label; });
 
 // ---------------------------------------------------------------------------
 // Request heads through the Peeker.

@@ -6,11 +6,15 @@
 #include <fstream>
 #include <iterator>
 
-namespace tollgate::sni {
+namespace tollgate {
 
 void PrintTo(const HostName& h, std::ostream* os) {
   *os << '"' << h.name << '"' << (h.is_ip ? " (ip)" : "");
 }
+
+}  // namespace tollgate
+
+namespace tollgate::sni {
 
 void PrintTo(const PeekResult& r, std::ostream* os) {
   static constexpr const char* kStatus[] = {"NeedMore", "Done", "Invalid"};

@@ -16,10 +16,14 @@
 
 #include "sni/sni.h"
 
+namespace tollgate {
+// gtest printer (found by ADL: HostName lives in base/).
+void PrintTo(const HostName& h, std::ostream* os);
+}  // namespace tollgate
+
 namespace tollgate::sni {
 
-// gtest printers (found by ADL).
-void PrintTo(const HostName& h, std::ostream* os);
+// gtest printer (found by ADL).
 void PrintTo(const PeekResult& r, std::ostream* os);
 
 namespace wire {

@@ -2,11 +2,12 @@
 // brought to one canonical form before policy ever compares them.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
-namespace tollgate::sni {
+namespace tollgate {
 
 struct HostName {
   std::string name;  // lower case, no trailing dot; IPv6 literals without brackets
@@ -24,4 +25,16 @@ struct HostName {
 // last label that is a C hex number like "0x7f") yields nullopt.
 std::optional<HostName> normalizeHostName(std::string_view raw);
 
-}  // namespace tollgate::sni
+struct HostPort {
+  HostName host;
+  std::optional<uint16_t> port;  // nullopt when absent or empty ("host:")
+
+  bool operator==(const HostPort&) const = default;
+};
+
+// RFC 9110 §7.2 / RFC 3986 §3.2.2-3.2.3: uri-host [ ":" port ], with an IPv6
+// literal in brackets. The host is normalised by normalizeHostName; a port
+// must be 1..65535 (at most 5 digits). nullopt on anything else.
+std::optional<HostPort> parseHostPort(std::string_view authority);
+
+}  // namespace tollgate

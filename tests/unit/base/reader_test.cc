@@ -1,11 +1,11 @@
-#include "sni/reader.h"
+#include "base/reader.h"
 
 #include <gtest/gtest.h>
 
 #include <array>
 #include <vector>
 
-namespace tollgate::sni {
+namespace tollgate {
 namespace {
 
 TEST(ReaderTest, ReadsBigEndianIntegers) {
@@ -132,4 +132,4 @@ TEST(ReaderTest, BytesAndChars) {
 }
 
 }  // namespace
-}  // namespace tollgate::sni
+}  // namespace tollgate

@@ -1,12 +1,13 @@
-#include "sni/hostname.h"
+#include "base/hostname.h"
 
 #include <arpa/inet.h>
 
-namespace tollgate::sni {
+namespace tollgate {
 namespace {
 
 constexpr size_t kMaxNameLen = 253;
 constexpr size_t kMaxLabelLen = 63;
+constexpr size_t kMaxPortDigits = 5;
 
 bool isLdh(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
@@ -119,4 +120,54 @@ std::optional<HostName> normalizeHostName(std::string_view raw) {
   return HostName{std::move(out), false};
 }
 
-}  // namespace tollgate::sni
+std::optional<HostPort> parseHostPort(std::string_view authority) {
+  std::string_view host = authority;
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    // IP-literal = "[" IPv6address "]"; normalizeHostName takes the brackets.
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      return std::nullopt;
+    }
+    host = authority.substr(0, close + 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        return std::nullopt;
+      }
+      port = after.substr(1);
+    }
+  } else {
+    // A reg-name or IPv4address holds no ':', so the first one starts the port.
+    size_t colon = authority.find(':');
+    if (colon != std::string_view::npos) {
+      host = authority.substr(0, colon);
+      port = authority.substr(colon + 1);
+    }
+  }
+  auto name = normalizeHostName(host);
+  if (!name) {
+    return std::nullopt;
+  }
+  HostPort out{std::move(*name), std::nullopt};
+  if (port.empty()) {
+    return out;  // RFC 3986 §3.2.3: an empty port means the scheme's default
+  }
+  if (port.size() > kMaxPortDigits) {
+    return std::nullopt;
+  }
+  uint32_t value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (value == 0 || value > 65535) {
+    return std::nullopt;
+  }
+  out.port = static_cast<uint16_t>(value);
+  return out;
+}
+
+}  // namespace tollgate

@@ -1,11 +1,11 @@
 // Bounds-checked reader over untrusted bytes, after BoringSSL's CBS.
 //
-// Internal to sni/: every byte a parser in this folder reads from the wire
-// goes through a Reader. Each call either succeeds, fills its out-parameter
-// and advances past what it read, or fails and leaves the reader (and the
-// out-parameter) untouched. A Reader never owns the bytes it reads: the
-// caller keeps them alive for as long as the Reader and any span it handed
-// out are used.
+// Shared by every parser of wire bytes (sni/, dns/, nat/'s NFQUEUE packet
+// parser): every untrusted byte they read goes through a Reader. Each call
+// either succeeds, fills its out-parameter and advances past what it read,
+// or fails and leaves the reader (and the out-parameter) untouched. A
+// Reader never owns the bytes it reads: the caller keeps them alive for as
+// long as the Reader and any span it handed out are used.
 #pragma once
 
 #include <cstddef>
@@ -13,7 +13,7 @@
 #include <span>
 #include <string_view>
 
-namespace tollgate::sni {
+namespace tollgate {
 
 class Reader {
  public:
@@ -108,4 +108,4 @@ class Reader {
   std::span<const uint8_t> data_;
 };
 
-}  // namespace tollgate::sni
+}  // namespace tollgate

@@ -1,25 +1,24 @@
-// libFuzzer target for sni::normalizeHostName (and the internal host[:port]
-// parser that wraps it): whatever comes in, what comes out is canonical.
+// libFuzzer target for normalizeHostName (and the host[:port] parser that
+// wraps it, parseHostPort): whatever comes in, what comes out is canonical.
 //
-//   build: cmake -DTOLLGATE_FUZZ=ON (clang); seeds: tests/fuzz/corpus/sni_hostname/
-//   run:   ./sni_hostname_fuzz NEW_CORPUS_DIR tests/fuzz/corpus/sni_hostname
+//   build: cmake -DTOLLGATE_FUZZ=ON (clang); seeds: tests/fuzz/corpus/base_hostname/
+//   run:   ./base_hostname_fuzz NEW_CORPUS_DIR tests/fuzz/corpus/base_hostname
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
 
-#include "sni/hostname.h"
-#include "sni/http_head.h"
+#include "base/hostname.h"
 
 namespace {
 
-using tollgate::sni::HostName;
-using tollgate::sni::normalizeHostName;
+using tollgate::HostName;
+using tollgate::normalizeHostName;
 
 void check(bool ok, const char* what) {
   if (!ok) {
-    std::fprintf(stderr, "sni_hostname_fuzz: violated: %s\n", what);
+    std::fprintf(stderr, "base_hostname_fuzz: violated: %s\n", what);
     std::abort();
   }
 }
@@ -48,7 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto h = normalizeHostName(raw)) {
     checkCanonical(*h);
   }
-  if (auto hp = tollgate::sni::parseHostPort(raw)) {
+  if (auto hp = tollgate::parseHostPort(raw)) {
     checkCanonical(hp->host);
     check(!hp->port || *hp->port != 0, "port 0 is never accepted");
   }

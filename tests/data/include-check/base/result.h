@@ -1,0 +1,2 @@
+// A public header of base/.
+#pragma once

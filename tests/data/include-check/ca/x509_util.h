@@ -1,0 +1,2 @@
+// tollgate: internal to ca/
+#pragma once

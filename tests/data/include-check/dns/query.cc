@@ -1,0 +1,3 @@
+#include "base/result.h"
+#include "sni/reader.h"  // expect-violation
+#include "sni/sni.h"  // expect-violation

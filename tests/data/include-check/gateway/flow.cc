@@ -1,0 +1,3 @@
+#include "mitm/chars.h"  // expect-violation
+#include "sni/sni.h"
+#include "gateway/flow.h"

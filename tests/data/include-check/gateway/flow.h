@@ -1,0 +1,2 @@
+// The daemon.
+#pragma once

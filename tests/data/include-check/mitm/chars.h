@@ -1,0 +1,2 @@
+// tollgate: internal to mitm/
+#pragma once

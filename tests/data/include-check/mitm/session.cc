@@ -1,0 +1,3 @@
+#include "ca/ca.h"
+#include "ca/x509_util.h"  // expect-violation
+#include "mitm/chars.h"

@@ -1,0 +1,2 @@
+#include "gateway/flow.h"  // expect-violation
+#include "base/result.h"

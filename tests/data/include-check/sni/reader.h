@@ -1,0 +1,2 @@
+// tollgate: internal to sni/
+#pragma once

@@ -1,0 +1,2 @@
+#include "sni/reader.h"
+#include "sni/sni.h"

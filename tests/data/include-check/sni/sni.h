@@ -1,0 +1,3 @@
+// The public header of sni/.
+#pragma once
+#include "base/result.h"

@@ -1,0 +1,3 @@
+#include "sni/reader.h"
+#include "mitm/chars.h"
+#include "gateway/flow.h"

@@ -1006,7 +1006,7 @@ class Daemon {
   std::shared_ptr<const PlaceholderList> placeholders_ = std::make_shared<PlaceholderList>();
   Counters counters_;
   std::unique_ptr<ca::LeafMinter> minter_;
-  mitm::SslCtxPtr sandbox_tls_;
+  SslCtxPtr sandbox_tls_;
   std::unique_ptr<mitm::UpstreamTls> upstream_tls_;
   std::shared_ptr<AddressCache> addresses_ = std::make_shared<AddressCache>();
   std::shared_ptr<Stats> stats_ = std::make_shared<Stats>();

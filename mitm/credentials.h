@@ -114,7 +114,7 @@ struct RequestView {
   std::string_view method;
   std::string& target;
   TargetForm form = TargetForm::Origin;
-  std::optional<sni::HostPort> authority;  // Host / :authority; nullopt: none sent
+  std::optional<HostPort> authority;  // Host / :authority; nullopt: none sent
   Headers& headers;
 };
 RequestView viewOf(RequestHead& head);

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <string>
 
-#include "base/unique.h"
+#include "base/handles.h"
 
 namespace tollgate::mitm {
 namespace {
@@ -91,7 +91,6 @@ const BIO_METHOD* prefixMethod() {
   return method.get();
 }
 
-using BioPtr = CPtr<BIO, BIO_free_all>;
 
 }  // namespace
 

@@ -18,7 +18,7 @@
 #include <string>
 
 #include "base/result.h"
-#include "base/unique.h"
+#include "base/handles.h"
 #include "ca/ca.h"
 #include "mitm/http1.h"
 #include "mitm/outcome.h"
@@ -82,7 +82,7 @@ class DenyOverTls {
   void finish(End e);
 
   SslPtr ssl_;
-  CPtr<event, event_free> ev_;
+  EventPtr ev_;
   std::string response_;
   RequestHeadParser parser_;
   bool parsed_ = false;

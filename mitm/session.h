@@ -33,7 +33,7 @@
 
 #include "base/result.h"
 #include "base/secret.h"
-#include "base/unique.h"
+#include "base/handles.h"
 #include "mitm/credentials.h"
 #include "mitm/http1.h"
 #include "mitm/outcome.h"
@@ -42,7 +42,6 @@
 
 namespace tollgate::mitm {
 
-using BevPtr = CPtr<bufferevent, bufferevent_free>;
 
 // One HTTP exchange, for the audit log (`event: http`).
 struct ExchangeRecord {
@@ -194,8 +193,8 @@ class Session {
   UpstreamTls* upstream_tls_ = nullptr;
   BevPtr client_;
   BevPtr upstream_;
-  CPtr<event, event_free> timer_;
-  CPtr<event, event_free> done_ev_;  // runs `done` from the loop, never from our own stack
+  EventPtr timer_;
+  EventPtr done_ev_;  // runs `done` from the loop, never from our own stack
   bool client_ready_ = false;
   bool upstream_ready_ = false;
   bool upstream_gone_ = false;

@@ -570,7 +570,7 @@ TEST(RequestViewTest, AStreamShapedRequestIsRewrittenWithoutAnHttp1Head) {
   Headers fields;
   fields.add("authorization", "Bearer " + std::string(kGithubPh));
   RequestView view{"POST", path, TargetForm::Origin,
-                   sni::HostPort{sni::HostName{"api.github.com", false}, std::nullopt}, fields};
+                   HostPort{HostName{"api.github.com", false}, std::nullopt}, fields};
   const auto specs = table();
   RewriteOutcome out = rewriteCredentials(view, {"api.github.com", true, nullptr}, specs);
   // A placeholder outside the credential's injection point (a header, for a
@@ -581,7 +581,7 @@ TEST(RequestViewTest, AStreamShapedRequestIsRewrittenWithoutAnHttp1Head) {
 
   Headers clean;
   RequestView ok{"GET", path, TargetForm::Origin,
-                 sni::HostPort{sni::HostName{"api.github.com", false}, std::nullopt}, clean};
+                 HostPort{HostName{"api.github.com", false}, std::nullopt}, clean};
   out = rewriteCredentials(ok, {"api.github.com", true, nullptr}, specs);
   ASSERT_TRUE(std::holds_alternative<Injected>(out));
   EXPECT_EQ(std::get<Injected>(out).credentials, std::vector<std::string>{"github"});

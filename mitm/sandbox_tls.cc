@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "base/timeval.h"
 #include "mitm/replay_bio.h"
 
 namespace tollgate::mitm {
@@ -27,13 +28,6 @@ int selectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const un
     i += 1 + n;
   }
   return SSL_TLSEXT_ERR_NOACK;  // no ALPN: the client assumes HTTP/1.1
-}
-
-timeval toTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
 }
 
 }  // namespace

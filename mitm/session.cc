@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "base/timeval.h"
 #include "mitm/replay_bio.h"
 #include "mitm/session_internal.h"
 
@@ -40,13 +41,6 @@ bool clientRejectedCertificate(const std::string& detail) {
     }
   }
   return false;
-}
-
-timeval toTimeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
 }
 
 }  // namespace
